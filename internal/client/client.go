@@ -1,0 +1,405 @@
+// Package client is a Go implementation of the Switchboard browser client on
+// Pion: it joins a room over the signaling WebSocket, publishes synthetic
+// VP8 video and Opus-sized audio, and counts what it receives from everyone
+// else. Integration tests and the synthetic load generator use it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+
+	"github.com/switchboard-sfu/switchboard/rtc"
+)
+
+// Options configure a client.
+type Options struct {
+	// Publish sends synthetic audio and video; false makes a viewer.
+	Publish bool
+	// VideoBitrate in bit/s (default 500k) and FPS (default 30) of the
+	// synthetic video.
+	VideoBitrate int
+	FPS          int
+	// KeyframeInterval between unrequested keyframes (default 2 s).
+	KeyframeInterval time.Duration
+}
+
+// Received counts what arrived on one subscribed track.
+type Received struct {
+	Participant string
+	Kind        string
+	Packets     atomic.Int64
+	Bytes       atomic.Int64
+	Keyframes   atomic.Int64
+	// FirstAt is when the first packet arrived (unix nanoseconds).
+	FirstAt atomic.Int64
+	Ended   atomic.Bool
+}
+
+// Message is a signaling message as the client sees it.
+type Message struct {
+	Type         string                   `json:"type"`
+	Room         string                   `json:"room,omitempty"`
+	Name         string                   `json:"name,omitempty"`
+	Target       string                   `json:"target,omitempty"`
+	SDP          string                   `json:"sdp,omitempty"`
+	Candidate    *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	Code         string                   `json:"code,omitempty"`
+	Message      string                   `json:"message,omitempty"`
+	You          *Participant             `json:"you,omitempty"`
+	Participant  *Participant             `json:"participant,omitempty"`
+	Participants []Participant            `json:"participants,omitempty"`
+	Track        *Track                   `json:"track,omitempty"`
+}
+
+// Participant as in the protocol.
+type Participant struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// Track as in the protocol.
+type Track struct {
+	ID          string `json:"id"`
+	Participant string `json:"participant"`
+	Kind        string `json:"kind"`
+	Codec       string `json:"codec"`
+}
+
+// Client is one participant.
+type Client struct {
+	ID string
+
+	opts     Options
+	ws       *websocket.Conn
+	pub, sub *webrtc.PeerConnection
+	video    *webrtc.TrackLocalStaticRTP
+	audio    *webrtc.TrackLocalStaticRTP
+	keyframe atomic.Bool // a keyframe was asked for
+
+	// Messages gets every server message except SDP and candidates, for tests
+	// to wait on; it is never closed, and overflow is dropped.
+	Messages chan Message
+
+	mu       sync.Mutex
+	received map[string]*Received // by track id
+	pubCands []webrtc.ICECandidateInit
+	subCands []webrtc.ICECandidateInit
+	writeMu  sync.Mutex
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewAPI returns the Pion API clients use: default codecs and interceptors,
+// loopback candidates on (clients run on the server's machine).
+func NewAPI() (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+		return nil, err
+	}
+	se := webrtc.SettingEngine{}
+	se.SetIncludeLoopbackCandidate(true)
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// Join connects to wsURL (ws://host:port/ws), joins room as name, and
+// publishes if asked. It returns once the server has answered the join.
+func Join(ctx context.Context, api *webrtc.API, wsURL, room, name string, opts Options) (*Client, error) {
+	if opts.VideoBitrate == 0 {
+		opts.VideoBitrate = 500_000
+	}
+	if opts.FPS == 0 {
+		opts.FPS = 30
+	}
+	if opts.KeyframeInterval == 0 {
+		opts.KeyframeInterval = 2 * time.Second
+	}
+	ws, _, err := websocket.Dial(ctx, wsURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{opts: opts, ws: ws, Messages: make(chan Message, 256), received: map[string]*Received{}}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	if err := c.setup(ctx, api, room, name); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) error {
+	var err error
+	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return err
+	}
+	if c.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return err
+	}
+	for target, pc := range map[string]*webrtc.PeerConnection{"publisher": c.pub, "subscriber": c.sub} {
+		pc.OnICECandidate(func(cand *webrtc.ICECandidate) {
+			if cand != nil {
+				init := cand.ToJSON()
+				_ = c.Send(Message{Type: "candidate", Target: target, Candidate: &init})
+			}
+		})
+	}
+	c.sub.OnTrack(c.onTrack)
+
+	if err := c.Send(Message{Type: "join", Room: room, Name: name}); err != nil {
+		return err
+	}
+	var joined Message
+	if err := wsjsonRead(ctx, c.ws, &joined); err != nil {
+		return err
+	}
+	if joined.Type != "joined" || joined.You == nil {
+		return fmt.Errorf("join: got %q %s: %s", joined.Type, joined.Code, joined.Message)
+	}
+	c.ID = joined.You.ID
+	c.wg.Add(1)
+	go c.readLoop()
+	if c.opts.Publish {
+		return c.publish()
+	}
+	return nil
+}
+
+func (c *Client) publish() error {
+	var err error
+	c.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "synthetic")
+	if err != nil {
+		return err
+	}
+	c.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "synthetic")
+	if err != nil {
+		return err
+	}
+	for _, t := range []*webrtc.TrackLocalStaticRTP{c.video, c.audio} {
+		sender, err := c.pub.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+		if err != nil {
+			return err
+		}
+		c.wg.Add(1)
+		go c.readPublisherRTCP(sender.Sender())
+	}
+	offer, err := c.pub.CreateOffer(nil)
+	if err != nil {
+		return err
+	}
+	if err := c.pub.SetLocalDescription(offer); err != nil {
+		return err
+	}
+	if err := c.Send(Message{Type: "offer", Target: "publisher", SDP: offer.SDP}); err != nil {
+		return err
+	}
+	c.wg.Add(2)
+	go c.sendVideo()
+	go c.sendAudio()
+	return nil
+}
+
+// Send writes a message.
+func (c *Client) Send(m Message) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return c.SendRaw(b)
+}
+
+// SendRaw writes bytes as one text message, as a misbehaving client might.
+func (c *Client) SendRaw(b []byte) error {
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	ctx, cancel := context.WithTimeout(c.ctx, 5*time.Second)
+	defer cancel()
+	return c.ws.Write(ctx, websocket.MessageText, b)
+}
+
+func (c *Client) readLoop() {
+	defer c.wg.Done()
+	for {
+		var m Message
+		if err := wsjsonRead(c.ctx, c.ws, &m); err != nil {
+			c.deliver(Message{Type: "closed", Code: fmt.Sprint(websocket.CloseStatus(err)), Message: err.Error()})
+			return
+		}
+		switch {
+		case m.Type == "answer" && m.Target == "publisher":
+			if err := c.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err == nil {
+				c.pubCands = c.flush(c.pub, c.pubCands)
+			}
+		case m.Type == "offer" && m.Target == "subscriber":
+			c.answer(m.SDP)
+		case m.Type == "candidate" && m.Candidate != nil:
+			pc, q := c.pub, &c.pubCands
+			if m.Target == "subscriber" {
+				pc, q = c.sub, &c.subCands
+			}
+			if pc.RemoteDescription() == nil {
+				*q = append(*q, *m.Candidate)
+			} else {
+				_ = pc.AddICECandidate(*m.Candidate)
+			}
+		default:
+			c.deliver(m)
+		}
+	}
+}
+
+func (c *Client) answer(sdp string) {
+	if err := c.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		c.deliver(Message{Type: "client-error", Message: err.Error()})
+		return
+	}
+	c.subCands = c.flush(c.sub, c.subCands)
+	ans, err := c.sub.CreateAnswer(nil)
+	if err == nil {
+		err = c.sub.SetLocalDescription(ans)
+	}
+	if err != nil {
+		c.deliver(Message{Type: "client-error", Message: err.Error()})
+		return
+	}
+	_ = c.Send(Message{Type: "answer", Target: "subscriber", SDP: ans.SDP})
+}
+
+func (c *Client) flush(pc *webrtc.PeerConnection, q []webrtc.ICECandidateInit) []webrtc.ICECandidateInit {
+	for _, cand := range q {
+		_ = pc.AddICECandidate(cand)
+	}
+	return nil
+}
+
+func (c *Client) deliver(m Message) {
+	select {
+	case c.Messages <- m:
+	default:
+	}
+}
+
+func (c *Client) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	r := &Received{Participant: t.StreamID(), Kind: t.Kind().String()}
+	c.mu.Lock()
+	c.received[t.ID()] = r
+	c.mu.Unlock()
+	codec := rtc.CodecOf(t.Codec().MimeType)
+	buf := make([]byte, 1500)
+	var h rtp.Header
+	for {
+		n, _, err := t.Read(buf)
+		if err != nil {
+			r.Ended.Store(true)
+			return
+		}
+		if r.Packets.Add(1) == 1 {
+			r.FirstAt.Store(time.Now().UnixNano())
+		}
+		r.Bytes.Add(int64(n))
+		if hl, err := h.Unmarshal(buf[:n]); err == nil && rtc.IsKeyframeStart(codec, buf[hl:n]) {
+			r.Keyframes.Add(1)
+		}
+	}
+}
+
+// Received returns what arrived so far, by track id.
+func (c *Client) Received() map[string]*Received {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]*Received, len(c.received))
+	for k, v := range c.received {
+		out[k] = v
+	}
+	return out
+}
+
+func (c *Client) readPublisherRTCP(s *webrtc.RTPSender) {
+	defer c.wg.Done()
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := s.Read(buf)
+		if err != nil {
+			return
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			continue
+		}
+		for _, p := range pkts {
+			switch p.(type) {
+			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+				c.keyframe.Store(true)
+			}
+		}
+	}
+}
+
+// Close leaves the room and releases everything.
+func (c *Client) Close() {
+	if c.ws != nil {
+		_ = c.Send(Message{Type: "leave"})
+	}
+	c.cancel()
+	if c.ws != nil {
+		_ = c.ws.Close(websocket.StatusNormalClosure, "")
+	}
+	if c.pub != nil {
+		_ = c.pub.Close()
+	}
+	if c.sub != nil {
+		_ = c.sub.Close()
+	}
+	c.wg.Wait()
+}
+
+// Abort drops the connection without leaving, like a closed tab.
+func (c *Client) Abort() {
+	c.cancel()
+	_ = c.ws.CloseNow()
+	_ = c.pub.Close()
+	_ = c.sub.Close()
+	c.wg.Wait()
+}
+
+// WaitFor returns the first message of type typ (skipping others) or an error at ctx's end.
+func (c *Client) WaitFor(ctx context.Context, typ string) (Message, error) {
+	for {
+		select {
+		case m := <-c.Messages:
+			if m.Type == typ {
+				return m, nil
+			}
+		case <-ctx.Done():
+			return Message{}, fmt.Errorf("waiting for %q: %w", typ, ctx.Err())
+		}
+	}
+}
+
+var errNotJSON = errors.New("not a JSON text message")
+
+func wsjsonRead(ctx context.Context, ws *websocket.Conn, v any) error {
+	typ, b, err := ws.Read(ctx)
+	if err != nil {
+		return err
+	}
+	if typ != websocket.MessageText {
+		return errNotJSON
+	}
+	return json.Unmarshal(b, v)
+}

@@ -1,0 +1,146 @@
+// Package rtc is the Pion plumbing of the SFU: the webrtc.API with its codecs,
+// interceptors and ICE settings, and the pure per-packet pieces (keyframe
+// detection, RTP rewriting, the retransmission cache) that the forwarding path
+// is built from. It knows nothing of rooms or participants.
+package rtc
+
+import (
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
+	"github.com/pion/interceptor/pkg/report"
+	"github.com/pion/interceptor/pkg/twcc"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// Config holds the network settings of every PeerConnection the server makes.
+type Config struct {
+	// UDPPortMin and UDPPortMax bound the UDP ports used for ICE; 0 and 0 let
+	// the OS choose.
+	UDPPortMin, UDPPortMax uint16
+	// PublicIP is announced instead of the host address (1:1 NAT); empty for none.
+	PublicIP string
+	// Loopback also gathers 127.0.0.1 candidates, for tests on one machine.
+	Loopback bool
+}
+
+// ICE timeouts chosen so that a peer whose network vanished is noticed well
+// within the 10 s in which the others must be told.
+const (
+	iceDisconnectedTimeout = 4 * time.Second
+	iceFailedTimeout       = 8 * time.Second
+	iceKeepalive           = 2 * time.Second
+)
+
+// NewAPI builds the one webrtc.API that all PeerConnections share.
+//
+// Interceptors: the NACK generator and TWCC feedback serve the upstream (the
+// browser's own retransmissions and congestion control work against us);
+// the TWCC header extension marks every downstream packet so subscribers'
+// feedback can drive a bandwidth estimate; RTCP reports run both ways. There
+// is deliberately no NACK responder: downstream NACKs are answered by the SFU
+// from one cache per published track instead of a copy of every packet per
+// subscriber.
+func NewAPI(cfg Config, log *zap.Logger) (*webrtc.API, error) {
+	me := &webrtc.MediaEngine{}
+	if err := RegisterCodecs(me); err != nil {
+		return nil, err
+	}
+
+	ir := &interceptor.Registry{}
+	gen, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(gen)
+	if err := webrtc.ConfigureRTCPReportsWithOptions(ir, []report.ReceiverOption{}); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSenderWithOptions(me, ir, twcc.SendInterval(100*time.Millisecond)); err != nil {
+		return nil, err
+	}
+
+	se := webrtc.SettingEngine{}
+	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepalive)
+	// AES-GCM costs about a fifth of AES-CM+HMAC per packet; offer it first.
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
+		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
+			return nil, fmt.Errorf("udp port range %d-%d: %w", cfg.UDPPortMin, cfg.UDPPortMax, err)
+		}
+	}
+	if cfg.PublicIP != "" {
+		if net.ParseIP(cfg.PublicIP) == nil {
+			return nil, fmt.Errorf("public ip %q is not an IP address", cfg.PublicIP)
+		}
+		se.SetNAT1To1IPs([]string{cfg.PublicIP}, webrtc.ICECandidateTypeHost)
+	}
+	se.SetIncludeLoopbackCandidate(cfg.Loopback)
+	se.LoggerFactory = zapLoggerFactory{log.Named("pion")}
+
+	return webrtc.NewAPI(
+		webrtc.WithMediaEngine(me),
+		webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(se),
+	), nil
+}
+
+var videoFeedback = []webrtc.RTCPFeedback{
+	{Type: "nack"},
+	{Type: "nack", Parameter: "pli"},
+	{Type: "ccm", Parameter: "fir"},
+	{Type: webrtc.TypeRTCPFBTransportCC},
+}
+
+// Codecs are listed in order of preference: VP8 decodes everywhere, so it
+// wins when a browser offers several.
+var codecs = []struct {
+	params webrtc.RTPCodecParameters
+	kind   webrtc.RTPCodecType
+}{
+	{webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1", RTCPFeedback: []webrtc.RTCPFeedback{{Type: webrtc.TypeRTCPFBTransportCC}}},
+		PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+	{webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000, RTCPFeedback: videoFeedback},
+		PayloadType:        96}, webrtc.RTPCodecTypeVideo},
+	{webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP9, ClockRate: 90000,
+			SDPFmtpLine: "profile-id=0", RTCPFeedback: videoFeedback},
+		PayloadType: 98}, webrtc.RTPCodecTypeVideo},
+	{webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+			RTCPFeedback: videoFeedback},
+		PayloadType: 102}, webrtc.RTPCodecTypeVideo},
+	{webrtc.RTPCodecParameters{
+		RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeH264, ClockRate: 90000,
+			SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f",
+			RTCPFeedback: videoFeedback},
+		PayloadType: 104}, webrtc.RTPCodecTypeVideo},
+}
+
+// RegisterCodecs registers the codecs and header extensions the SFU forwards.
+func RegisterCodecs(me *webrtc.MediaEngine) error {
+	for _, c := range codecs {
+		if err := me.RegisterCodec(c.params, c.kind); err != nil {
+			return fmt.Errorf("register %s: %w", c.params.MimeType, err)
+		}
+	}
+	for _, uri := range []string{sdp.SDESMidURI, sdp.SDESRTPStreamIDURI, sdp.SDESRepairRTPStreamIDURI} {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeVideo); err != nil {
+			return err
+		}
+	}
+	return me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.SDESMidURI}, webrtc.RTPCodecTypeAudio)
+}

@@ -1,0 +1,78 @@
+package sfu
+
+import (
+	"errors"
+	"io"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Peer names one of a participant's two PeerConnections.
+type Peer int
+
+// The two PeerConnections of a participant.
+const (
+	Publisher  Peer = iota // the client offers; media flows to the server
+	Subscriber             // the server offers; media flows to the client
+)
+
+func (p Peer) String() string {
+	if p == Publisher {
+		return "publisher"
+	}
+	return "subscriber"
+}
+
+// ParticipantInfo describes a participant to the others.
+type ParticipantInfo struct {
+	ID   string
+	Name string
+}
+
+// TrackInfo describes a published track.
+type TrackInfo struct {
+	ID          string
+	Participant string
+	Kind        webrtc.RTPCodecType
+	Codec       string // MIME type, e.g. video/VP8
+}
+
+// JoinInfo is what a participant learns when it enters a room.
+type JoinInfo struct {
+	You          ParticipantInfo
+	Participants []ParticipantInfo // the others
+	Tracks       []TrackInfo       // what the others publish
+}
+
+// Events is how the SFU talks back to a participant's client. The signaling
+// layer implements it. Methods are called from many goroutines, some while a
+// room is locked: they must not block (queue the message and return).
+type Events interface {
+	// OnJoined comes first, before any other event.
+	OnJoined(JoinInfo)
+	OnParticipantJoined(ParticipantInfo)
+	OnParticipantLeft(ParticipantInfo)
+	OnTrackPublished(TrackInfo)
+	OnTrackUnpublished(TrackInfo)
+	// OnOffer carries a subscriber offer; answer with Participant.HandleAnswer.
+	OnOffer(sdp string)
+	OnCandidate(peer Peer, c webrtc.ICECandidateInit)
+	// OnClosed is called once when the SFU removed the participant on its own
+	// (connection failed, negotiation timed out, server shutting down).
+	OnClosed(reason error)
+}
+
+// Errors the signaling layer reports to clients.
+var (
+	ErrBadSDP          = errors.New("invalid session description")
+	ErrBadCandidate    = errors.New("invalid ICE candidate")
+	ErrNoOfferPending  = errors.New("no subscriber offer is pending")
+	ErrClosed          = errors.New("participant has left")
+	ErrServerClosing   = errors.New("server is shutting down")
+	ErrConnectionLost  = errors.New("media connection failed")
+	ErrNegotiationTime = errors.New("subscriber answer timed out")
+)
+
+func isClosed(err error) bool {
+	return errors.Is(err, io.ErrClosedPipe) || errors.Is(err, io.EOF)
+}

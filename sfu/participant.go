@@ -1,0 +1,311 @@
+package sfu
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// negotiationTimeout is how long the server waits for a subscriber answer
+// before it gives up on the client.
+const negotiationTimeout = 15 * time.Second
+
+// Participant is one client in a room: a publisher PeerConnection that
+// receives its media and a subscriber PeerConnection that sends it
+// everyone else's.
+type Participant struct {
+	info   ParticipantInfo
+	room   *Room
+	events Events
+	log    *zap.Logger
+
+	pub, sub *webrtc.PeerConnection
+
+	// pubMu and subMu serialize signaling on each PeerConnection and guard
+	// the candidates that arrived before the remote description.
+	pubMu, subMu         sync.Mutex
+	pubPending, subPend  []webrtc.ICECandidateInit
+	negotiationNeeded    chan struct{}
+	answered             chan struct{}
+	done                 chan struct{}
+	leaveOnce, closeOnce sync.Once
+	wg                   sync.WaitGroup
+
+	mu    sync.Mutex
+	downs map[*DownTrack]struct{} // what this participant receives
+}
+
+func newParticipant(api *webrtc.API, room *Room, name string, events Events, log *zap.Logger) (*Participant, error) {
+	p := &Participant{
+		info:              ParticipantInfo{ID: randomID(), Name: name},
+		room:              room,
+		events:            events,
+		negotiationNeeded: make(chan struct{}, 1),
+		answered:          make(chan struct{}, 1),
+		done:              make(chan struct{}),
+		downs:             map[*DownTrack]struct{}{},
+	}
+	p.log = log.With(zap.String("room", room.name), zap.String("participant", p.info.ID))
+	var err error
+	if p.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		return nil, fmt.Errorf("publisher peer connection: %w", err)
+	}
+	if p.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+		_ = p.pub.Close()
+		return nil, fmt.Errorf("subscriber peer connection: %w", err)
+	}
+	for peer, pc := range map[Peer]*webrtc.PeerConnection{Publisher: p.pub, Subscriber: p.sub} {
+		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+			if c != nil {
+				p.events.OnCandidate(peer, c.ToJSON())
+			}
+		})
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			p.log.Debug("connection state", zap.Stringer("peer", peer), zap.Stringer("state", s))
+			if s == webrtc.PeerConnectionStateFailed {
+				// Not inline: Pion is inside its own callback here.
+				go p.room.leave(p, ErrConnectionLost)
+			}
+		})
+	}
+	p.pub.OnTrack(p.onTrack)
+	p.wg.Add(1)
+	go p.negotiate()
+	return p, nil
+}
+
+// Info returns the participant's id and name.
+func (p *Participant) Info() ParticipantInfo { return p.info }
+
+// Leave removes the participant from its room and closes its connections.
+func (p *Participant) Leave() { p.room.leave(p, nil) }
+
+// HandleOffer applies a publisher offer and returns the answer.
+func (p *Participant) HandleOffer(sdp string) (string, error) {
+	p.pubMu.Lock()
+	defer p.pubMu.Unlock()
+	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		if p.isDone() {
+			return "", ErrClosed
+		}
+		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	answer, err := p.pub.CreateAnswer(nil)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	if err := p.pub.SetLocalDescription(answer); err != nil {
+		return "", fmt.Errorf("set publisher answer: %w", err)
+	}
+	p.pubPending = p.addPending(p.pub, p.pubPending)
+	return answer.SDP, nil
+}
+
+// HandleAnswer applies the client's answer to the pending subscriber offer.
+func (p *Participant) HandleAnswer(sdp string) error {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	if p.sub.SignalingState() != webrtc.SignalingStateHaveLocalOffer {
+		return ErrNoOfferPending
+	}
+	if err := p.sub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp}); err != nil {
+		if p.isDone() {
+			return ErrClosed
+		}
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
+	}
+	p.subPend = p.addPending(p.sub, p.subPend)
+	select {
+	case p.answered <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// AddCandidate applies a trickled ICE candidate from the client, holding it
+// until the remote description it belongs to is set.
+func (p *Participant) AddCandidate(peer Peer, c webrtc.ICECandidateInit) error {
+	if c.Candidate == "" {
+		return nil // end of candidates
+	}
+	mu, pc, pending := &p.pubMu, p.pub, &p.pubPending
+	if peer == Subscriber {
+		mu, pc, pending = &p.subMu, p.sub, &p.subPend
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if pc.RemoteDescription() == nil {
+		if len(*pending) >= maxPendingCandidates {
+			return fmt.Errorf("%w: too many candidates before the offer", ErrBadCandidate)
+		}
+		*pending = append(*pending, c)
+		return nil
+	}
+	if err := pc.AddICECandidate(c); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadCandidate, err)
+	}
+	return nil
+}
+
+const maxPendingCandidates = 64
+
+func (p *Participant) addPending(pc *webrtc.PeerConnection, pending []webrtc.ICECandidateInit) []webrtc.ICECandidateInit {
+	for _, c := range pending {
+		if err := pc.AddICECandidate(c); err != nil {
+			p.log.Debug("queued candidate rejected", zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// onTrack runs when the client's offer added a track: publish it to the room
+// and forward it until it ends.
+func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
+	info := TrackInfo{
+		ID:          randomID(),
+		Participant: p.info.ID,
+		Kind:        remote.Kind(),
+		Codec:       remote.Codec().MimeType,
+	}
+	t := newTrack(info, remote, p.pub.WriteRTCP, p.log.With(zap.String("track", info.ID)))
+	p.log.Info("track published", zap.String("track", info.ID), zap.String("codec", info.Codec),
+		zap.Uint32("ssrc", t.ssrc))
+	// Reading the receiver's RTCP (sender reports) keeps the report
+	// interceptor's round-trip figures right and its buffer drained.
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, _, err := receiver.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	go func() {
+		if !p.room.publish(p, t) {
+			return // p left meanwhile; closing its connection ends the track
+		}
+		t.forward()
+		p.room.unpublish(t)
+	}()
+}
+
+// subscribe adds a down-track of t to this participant's subscriber connection.
+func (p *Participant) subscribe(t *Track) {
+	d := newDownTrack(t, p)
+	sender, err := p.sub.AddTrack(d)
+	if err != nil {
+		if !p.isDone() {
+			p.log.Warn("subscribe", zap.String("track", t.info.ID), zap.Error(err))
+		}
+		return
+	}
+	d.sender = sender
+	p.mu.Lock()
+	p.downs[d] = struct{}{}
+	p.mu.Unlock()
+	if !t.addDownTrack(d) {
+		p.unsubscribe(d)
+		return
+	}
+	go d.readRTCP()
+	p.requestNegotiation()
+}
+
+// unsubscribe removes a down-track, e.g. because its publisher left.
+func (p *Participant) unsubscribe(d *DownTrack) {
+	p.mu.Lock()
+	delete(p.downs, d)
+	p.mu.Unlock()
+	if err := p.sub.RemoveTrack(d.sender); err != nil && !p.isDone() {
+		p.log.Debug("remove track", zap.Error(err))
+	}
+	p.requestNegotiation()
+}
+
+func (p *Participant) requestNegotiation() {
+	select {
+	case p.negotiationNeeded <- struct{}{}:
+	default: // one is already due; it will include this change
+	}
+}
+
+// negotiate sends subscriber offers one at a time: the next offer waits for
+// the answer to the last, so the server and the client never offer at once.
+func (p *Participant) negotiate() {
+	defer p.wg.Done()
+	timer := time.NewTimer(negotiationTimeout)
+	timer.Stop()
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-p.negotiationNeeded:
+		}
+		p.subMu.Lock()
+		offer, err := p.sub.CreateOffer(nil)
+		if err == nil {
+			err = p.sub.SetLocalDescription(offer)
+		}
+		p.subMu.Unlock()
+		if err != nil {
+			if !p.isDone() {
+				p.log.Error("subscriber offer", zap.Error(err))
+				go p.room.leave(p, fmt.Errorf("subscriber offer: %w", err))
+			}
+			return
+		}
+		p.events.OnOffer(offer.SDP)
+		timer.Reset(negotiationTimeout)
+		select {
+		case <-p.done:
+			timer.Stop()
+			return
+		case <-p.answered:
+			timer.Stop()
+		case <-timer.C:
+			go p.room.leave(p, ErrNegotiationTime)
+			return
+		}
+	}
+}
+
+func (p *Participant) isDone() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// close tears down both connections; the room has already forgotten p.
+func (p *Participant) close() {
+	p.closeOnce.Do(func() {
+		close(p.done)
+		p.mu.Lock()
+		downs := p.downs
+		p.downs = map[*DownTrack]struct{}{}
+		p.mu.Unlock()
+		for d := range downs {
+			d.src.removeDownTrack(d)
+		}
+		if err := p.sub.Close(); err != nil {
+			p.log.Debug("close subscriber", zap.Error(err))
+		}
+		if err := p.pub.Close(); err != nil {
+			p.log.Debug("close publisher", zap.Error(err))
+		}
+		p.wg.Wait()
+	})
+}
+
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

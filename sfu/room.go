@@ -1,0 +1,225 @@
+// Package sfu holds the rooms, their participants, and the forwarding path:
+// a Track per published media track reads RTP once (track.go) and writes it
+// to a DownTrack per subscriber (downtrack.go), which rewrites it into the
+// subscriber's own RTP stream and answers its RTCP.
+package sfu
+
+import (
+	"sync"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// Rooms is the server's set of rooms. A room exists while someone is in it.
+type Rooms struct {
+	api *webrtc.API
+	log *zap.Logger
+
+	mu     sync.Mutex
+	rooms  map[string]*Room
+	closed bool
+}
+
+// NewRooms returns an empty set of rooms whose PeerConnections come from api.
+func NewRooms(api *webrtc.API, log *zap.Logger) *Rooms {
+	return &Rooms{api: api, log: log, rooms: map[string]*Room{}}
+}
+
+// Join adds a participant named name to room, creating the room if needed.
+// events.OnJoined is called before Join returns and before any other event.
+func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.closed {
+		return nil, ErrServerClosing
+	}
+	r := rs.rooms[room]
+	if r == nil {
+		r = &Room{name: room, rooms: rs, participants: map[string]*Participant{}, tracks: map[string]*Track{}}
+		rs.rooms[room] = r
+		rs.log.Info("room opened", zap.String("room", room))
+	}
+	p, err := newParticipant(rs.api, r, name, events, rs.log)
+	if err != nil {
+		if len(r.participants) == 0 {
+			delete(rs.rooms, room)
+		}
+		return nil, err
+	}
+	r.join(p)
+	return p, nil
+}
+
+// Count returns the number of rooms and participants.
+func (rs *Rooms) Count() (rooms, participants int) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	for _, r := range rs.rooms {
+		r.mu.Lock()
+		participants += len(r.participants)
+		r.mu.Unlock()
+	}
+	return len(rs.rooms), participants
+}
+
+// Close removes every participant, telling each that the server is closing,
+// and refuses new joins.
+func (rs *Rooms) Close() {
+	rs.mu.Lock()
+	rs.closed = true
+	var all []*Participant
+	for _, r := range rs.rooms {
+		r.mu.Lock()
+		for _, p := range r.participants {
+			all = append(all, p)
+		}
+		r.mu.Unlock()
+	}
+	rs.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, p := range all {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.room.leave(p, ErrServerClosing)
+		}()
+	}
+	wg.Wait()
+}
+
+// Room is a set of participants who receive each other's tracks.
+type Room struct {
+	name  string
+	rooms *Rooms
+
+	mu           sync.Mutex
+	participants map[string]*Participant
+	tracks       map[string]*Track
+}
+
+// join is called with rs.mu held, which keeps the room from being removed.
+func (r *Room) join(p *Participant) {
+	r.mu.Lock()
+	info := JoinInfo{You: p.info}
+	others := make([]*Participant, 0, len(r.participants))
+	for _, o := range r.participants {
+		others = append(others, o)
+		info.Participants = append(info.Participants, o.info)
+	}
+	tracks := make([]*Track, 0, len(r.tracks))
+	for _, t := range r.tracks {
+		tracks = append(tracks, t)
+		info.Tracks = append(info.Tracks, t.info)
+	}
+	r.participants[p.info.ID] = p
+	// Under the lock, so that no event about this room reaches p before it.
+	p.events.OnJoined(info)
+	r.mu.Unlock()
+
+	p.log.Info("participant joined", zap.String("name", p.info.Name))
+	for _, o := range others {
+		o.events.OnParticipantJoined(p.info)
+	}
+	for _, t := range tracks {
+		p.subscribe(t)
+	}
+}
+
+// publish makes t available to everyone else in the room; false if its
+// publisher is no longer in the room.
+func (r *Room) publish(owner *Participant, t *Track) bool {
+	r.mu.Lock()
+	if r.participants[owner.info.ID] != owner {
+		r.mu.Unlock()
+		return false
+	}
+	r.tracks[t.info.ID] = t
+	subs := make([]*Participant, 0, len(r.participants))
+	for _, o := range r.participants {
+		if o != owner {
+			subs = append(subs, o)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range subs {
+		s.events.OnTrackPublished(t.info)
+		s.subscribe(t)
+	}
+	return true
+}
+
+// unpublish stops forwarding t and takes it away from its subscribers.
+func (r *Room) unpublish(t *Track) {
+	r.mu.Lock()
+	if r.tracks[t.info.ID] != t {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.tracks, t.info.ID)
+	subs := make([]*Participant, 0, len(r.participants))
+	for _, o := range r.participants {
+		if o.info.ID != t.info.Participant {
+			subs = append(subs, o)
+		}
+	}
+	r.mu.Unlock()
+	r.drop(t, subs)
+}
+
+func (r *Room) drop(t *Track, subs []*Participant) {
+	for _, d := range t.close() {
+		d.subscriber.unsubscribe(d)
+	}
+	for _, s := range subs {
+		s.events.OnTrackUnpublished(t.info)
+	}
+}
+
+// leave removes p and its tracks from the room and closes its connections.
+// reason is nil when p asked to leave; otherwise p's client is told why.
+func (r *Room) leave(p *Participant, reason error) {
+	p.leaveOnce.Do(func() {
+		r.mu.Lock()
+		delete(r.participants, p.info.ID)
+		var mine []*Track
+		for id, t := range r.tracks {
+			if t.info.Participant == p.info.ID {
+				mine = append(mine, t)
+				delete(r.tracks, id)
+			}
+		}
+		others := make([]*Participant, 0, len(r.participants))
+		for _, o := range r.participants {
+			others = append(others, o)
+		}
+		empty := len(r.participants) == 0
+		r.mu.Unlock()
+
+		if empty {
+			r.rooms.removeIfEmpty(r)
+		}
+		for _, t := range mine {
+			r.drop(t, others)
+		}
+		for _, o := range others {
+			o.events.OnParticipantLeft(p.info)
+		}
+		p.close()
+		p.log.Info("participant left", zap.NamedError("reason", reason))
+		if reason != nil {
+			p.events.OnClosed(reason)
+		}
+	})
+}
+
+func (rs *Rooms) removeIfEmpty(r *Room) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.participants) == 0 && rs.rooms[r.name] == r {
+		delete(rs.rooms, r.name)
+		rs.log.Info("room closed", zap.String("room", r.name))
+	}
+}

@@ -1,0 +1,207 @@
+// Package signal is the WebSocket signaling protocol (docs/protocol.md): it
+// decodes and validates client messages, drives a participant in the sfu
+// package, and sends the sfu's events back as JSON.
+package signal
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/pion/webrtc/v4"
+)
+
+// Message types, as they appear in the "type" field.
+const (
+	TypeJoin              = "join"
+	TypeJoined            = "joined"
+	TypeParticipantJoined = "participant-joined"
+	TypeParticipantLeft   = "participant-left"
+	TypeTrackPublished    = "track-published"
+	TypeTrackUnpublished  = "track-unpublished"
+	TypeOffer             = "offer"
+	TypeAnswer            = "answer"
+	TypeCandidate         = "candidate"
+	TypeLeave             = "leave"
+	TypePing              = "ping"
+	TypePong              = "pong"
+	TypeError             = "error"
+)
+
+// Targets name a participant's two PeerConnections.
+const (
+	TargetPublisher  = "publisher"
+	TargetSubscriber = "subscriber"
+)
+
+// Error codes sent in "error" messages.
+const (
+	CodeBadMessage       = "bad-message"
+	CodeTooLarge         = "too-large"
+	CodeUnknownType      = "unknown-type"
+	CodeNotJoined        = "not-joined"
+	CodeAlreadyJoined    = "already-joined"
+	CodeBadSDP           = "bad-sdp"
+	CodeBadCandidate     = "bad-candidate"
+	CodeConnectionFailed = "connection-failed"
+	CodeShuttingDown     = "shutting-down"
+	CodeInternal         = "internal"
+)
+
+// Limits on what a client may send.
+const (
+	MaxMessageSize   = 64 << 10
+	maxNameLength    = 64
+	maxCandidateSize = 1024
+)
+
+// Error is a protocol error: it becomes an "error" message to the client.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
+
+func errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Message is a decoded client message. Which fields are set depends on Type.
+type Message struct {
+	Type      string                   `json:"type"`
+	Room      string                   `json:"room,omitempty"`
+	Name      string                   `json:"name,omitempty"`
+	Target    string                   `json:"target,omitempty"`
+	SDP       string                   `json:"sdp,omitempty"`
+	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+}
+
+var roomPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// Decode parses and validates one client message.
+func Decode(data []byte) (Message, *Error) {
+	var m Message
+	if len(data) > MaxMessageSize {
+		return m, errorf(CodeTooLarge, "message is %d bytes; the limit is %d", len(data), MaxMessageSize)
+	}
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		return m, errorf(CodeBadMessage, "a message must be a JSON object")
+	}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return Message{}, errorf(CodeBadMessage, "invalid JSON: %v", err)
+	}
+	switch m.Type {
+	case TypeJoin:
+		if !roomPattern.MatchString(m.Room) {
+			return m, errorf(CodeBadMessage, `field "room": must be 1-64 characters of A-Z a-z 0-9 _ - .`)
+		}
+		if !validName(m.Name) {
+			return m, errorf(CodeBadMessage, `field "name": must be 1-64 printable characters`)
+		}
+	case TypeOffer, TypeAnswer:
+		want := TargetPublisher
+		if m.Type == TypeAnswer {
+			want = TargetSubscriber
+		}
+		if m.Target != want {
+			return m, errorf(CodeBadMessage, `field "target": %s must target %q`, m.Type, want)
+		}
+		if m.SDP == "" {
+			return m, errorf(CodeBadMessage, `field "sdp": missing`)
+		}
+	case TypeCandidate:
+		if m.Target != TargetPublisher && m.Target != TargetSubscriber {
+			return m, errorf(CodeBadMessage, `field "target": must be "publisher" or "subscriber"`)
+		}
+		if m.Candidate == nil {
+			return m, errorf(CodeBadMessage, `field "candidate": missing`)
+		}
+		if len(m.Candidate.Candidate) > maxCandidateSize {
+			return m, errorf(CodeBadMessage, `field "candidate": longer than %d bytes`, maxCandidateSize)
+		}
+	case TypeLeave, TypePing:
+	case "":
+		return m, errorf(CodeUnknownType, `field "type": missing`)
+	default:
+		return m, errorf(CodeUnknownType, "unknown message type %q", truncate(m.Type, 32))
+	}
+	return m, nil
+}
+
+func validName(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	n := 0
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return false
+		}
+		n++
+	}
+	return n >= 1 && n <= maxNameLength
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// Server → client messages.
+
+type participantJSON struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type trackJSON struct {
+	ID          string `json:"id"`
+	Participant string `json:"participant"`
+	Kind        string `json:"kind"`
+	Codec       string `json:"codec"`
+}
+
+type joinedMsg struct {
+	Type         string            `json:"type"`
+	You          participantJSON   `json:"you"`
+	Participants []participantJSON `json:"participants"`
+	Tracks       []trackJSON       `json:"tracks"`
+}
+
+type participantMsg struct {
+	Type        string          `json:"type"`
+	Participant participantJSON `json:"participant"`
+}
+
+type trackMsg struct {
+	Type  string    `json:"type"`
+	Track trackJSON `json:"track"`
+}
+
+type sdpMsg struct {
+	Type   string `json:"type"`
+	Target string `json:"target"`
+	SDP    string `json:"sdp"`
+}
+
+type candidateMsg struct {
+	Type      string                  `json:"type"`
+	Target    string                  `json:"target"`
+	Candidate webrtc.ICECandidateInit `json:"candidate"`
+}
+
+type errorMsg struct {
+	Type string `json:"type"`
+	Error
+}
+
+type typeMsg struct {
+	Type string `json:"type"`
+}

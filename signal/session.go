@@ -1,0 +1,374 @@
+package signal
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+
+	"github.com/switchboard-sfu/switchboard/sfu"
+)
+
+// Timing and limits of a session.
+const (
+	// A ping every pingInterval, answered within pingTimeout, bounds how long
+	// a vanished client stays in its room: under 10 s.
+	pingInterval = 4 * time.Second
+	pingTimeout  = 4 * time.Second
+	writeTimeout = 10 * time.Second
+	// hardReadLimit is where the WebSocket library gives up on a frame and
+	// closes with 1009; between MaxMessageSize and it, the client gets a
+	// "too-large" error and the session lives on.
+	hardReadLimit  = 1 << 20
+	maxBadMessages = 10
+	sendQueueSize  = 256
+)
+
+// Handler serves the signaling WebSocket at /ws.
+type Handler struct {
+	rooms *sfu.Rooms
+	log   *zap.Logger
+	// OriginPatterns lists the hosts (path.Match patterns) whose pages may
+	// open the WebSocket besides the server's own; see websocket.AcceptOptions.
+	OriginPatterns []string
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	closed   bool
+	wg       sync.WaitGroup
+}
+
+// NewHandler returns a handler that joins clients to rooms.
+func NewHandler(rooms *sfu.Rooms, log *zap.Logger) *Handler {
+	return &Handler{rooms: rooms, log: log, sessions: map[*session]struct{}{}}
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns})
+	if err != nil {
+		h.log.Info("websocket refused", zap.String("remote", r.RemoteAddr), zap.Error(err))
+		return
+	}
+	conn.SetReadLimit(hardReadLimit)
+	s := &session{
+		h:    h,
+		conn: conn,
+		log:  h.log.With(zap.String("remote", r.RemoteAddr)),
+		out:  make(chan []byte, sendQueueSize),
+		quit: make(chan struct{}),
+	}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	h.sessions[s] = struct{}{}
+	h.wg.Add(1)
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		delete(h.sessions, s)
+		h.mu.Unlock()
+		h.wg.Done()
+	}()
+	s.run()
+}
+
+// Close ends every session with 1001 (going away), refuses new ones, and
+// waits until they are gone.
+func (h *Handler) Close() {
+	h.mu.Lock()
+	h.closed = true
+	for s := range h.sessions {
+		s.send(errorMsg{Type: TypeError, Error: Error{Code: CodeShuttingDown, Message: "server shutting down"}})
+		s.shutdown(websocket.StatusGoingAway, "server shutting down")
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// session is one client's WebSocket. The read loop owns the participant;
+// everything sent goes through out, written by one writer goroutine, so
+// that the sfu's events never wait on the network.
+type session struct {
+	h    *Handler
+	conn *websocket.Conn
+	log  *zap.Logger
+	out  chan []byte
+
+	participant *sfu.Participant
+	bad         int
+
+	quitOnce    sync.Once
+	quit        chan struct{}
+	closeCode   websocket.StatusCode
+	closeReason string
+}
+
+func (s *session) run() {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); s.writeLoop() }()
+	go func() { defer wg.Done(); s.pingLoop() }()
+	s.readLoop()
+	if s.participant != nil {
+		s.participant.Leave()
+	}
+	s.shutdown(websocket.StatusNormalClosure, "")
+	wg.Wait()
+}
+
+// shutdown asks the writer to flush what is queued and close the socket
+// with code; the first call wins.
+func (s *session) shutdown(code websocket.StatusCode, reason string) {
+	s.quitOnce.Do(func() {
+		s.closeCode, s.closeReason = code, reason
+		close(s.quit)
+	})
+}
+
+func (s *session) writeLoop() {
+	write := func(b []byte) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		defer cancel()
+		return s.conn.Write(ctx, websocket.MessageText, b) == nil
+	}
+	for {
+		select {
+		case b := <-s.out:
+			if !write(b) {
+				s.shutdown(websocket.StatusInternalError, "write failed")
+			}
+		case <-s.quit:
+			for len(s.out) > 0 && write(<-s.out) {
+			}
+			_ = s.conn.Close(s.closeCode, s.closeReason)
+			return
+		}
+	}
+}
+
+func (s *session) pingLoop() {
+	t := time.NewTicker(pingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+		err := s.conn.Ping(ctx)
+		cancel()
+		if err != nil {
+			s.log.Info("client gone: no ping answer", zap.Error(err))
+			s.shutdown(websocket.StatusGoingAway, "ping timeout")
+			return
+		}
+	}
+}
+
+func (s *session) readLoop() {
+	for {
+		typ, r, err := s.conn.Reader(context.Background())
+		if err != nil {
+			if status := websocket.CloseStatus(err); status == -1 {
+				s.log.Debug("websocket read", zap.Error(err))
+			}
+			return
+		}
+		data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
+		if err != nil {
+			return
+		}
+		if len(data) > MaxMessageSize {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			if !s.reject(errorf(CodeTooLarge, "message over %d bytes discarded", MaxMessageSize)) {
+				return
+			}
+			continue
+		}
+		if typ != websocket.MessageText {
+			if !s.reject(errorf(CodeBadMessage, "binary frames are not part of the protocol")) {
+				return
+			}
+			continue
+		}
+		msg, perr := Decode(data)
+		if perr == nil {
+			perr = s.handle(msg)
+		}
+		if perr != nil && !s.reject(perr) {
+			return
+		}
+		if msg.Type == TypeLeave && perr == nil {
+			return
+		}
+	}
+}
+
+// reject reports a bad message to the client; false once the client has
+// sent too many and is being disconnected.
+func (s *session) reject(e *Error) bool {
+	s.bad++
+	s.log.Debug("bad message", zap.String("code", e.Code), zap.String("message", e.Message))
+	s.send(errorMsg{Type: TypeError, Error: *e})
+	if s.bad >= maxBadMessages {
+		s.log.Info("closing client: too many bad messages", zap.Int("count", s.bad))
+		s.shutdown(websocket.StatusPolicyViolation, "too many bad messages")
+		return false
+	}
+	return true
+}
+
+// handle applies one valid message. A panic in the WebRTC stack on hostile
+// input ends this message with an internal error, not the server.
+func (s *session) handle(m Message) (perr *Error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("panic handling message", zap.String("type", m.Type), zap.Any("panic", r), zap.Stack("stack"))
+			perr = errorf(CodeInternal, "the server failed to apply %s", m.Type)
+		}
+	}()
+	if m.Type == TypePing {
+		s.send(typeMsg{Type: TypePong})
+		return nil
+	}
+	if m.Type == TypeJoin {
+		if s.participant != nil {
+			return errorf(CodeAlreadyJoined, "this connection already joined a room")
+		}
+		p, err := s.h.rooms.Join(m.Room, m.Name, s)
+		if err != nil {
+			if errors.Is(err, sfu.ErrServerClosing) {
+				return errorf(CodeShuttingDown, "server shutting down")
+			}
+			s.log.Error("join", zap.Error(err))
+			return errorf(CodeInternal, "could not join: %v", err)
+		}
+		s.participant = p
+		return nil
+	}
+	p := s.participant
+	if p == nil {
+		return errorf(CodeNotJoined, "send join first")
+	}
+	switch m.Type {
+	case TypeOffer:
+		answer, err := p.HandleOffer(m.SDP)
+		if err != nil {
+			return sfuError(err)
+		}
+		s.send(sdpMsg{Type: TypeAnswer, Target: TargetPublisher, SDP: answer})
+	case TypeAnswer:
+		if err := p.HandleAnswer(m.SDP); err != nil {
+			return sfuError(err)
+		}
+	case TypeCandidate:
+		peer := sfu.Publisher
+		if m.Target == TargetSubscriber {
+			peer = sfu.Subscriber
+		}
+		if err := p.AddCandidate(peer, *m.Candidate); err != nil {
+			return sfuError(err)
+		}
+	case TypeLeave:
+		p.Leave()
+		s.participant = nil
+		s.shutdown(websocket.StatusNormalClosure, "left")
+	}
+	return nil
+}
+
+func sfuError(err error) *Error {
+	switch {
+	case errors.Is(err, sfu.ErrBadSDP), errors.Is(err, sfu.ErrNoOfferPending):
+		return errorf(CodeBadSDP, "%v", err)
+	case errors.Is(err, sfu.ErrBadCandidate):
+		return errorf(CodeBadCandidate, "%v", err)
+	}
+	return errorf(CodeInternal, "%v", err)
+}
+
+// send queues a message; a client too slow to take its messages is closed
+// rather than allowed to hold up the room.
+func (s *session) send(v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("encode message", zap.Error(err))
+		return
+	}
+	select {
+	case <-s.quit:
+	case s.out <- b:
+	default:
+		s.log.Warn("closing client: send queue full")
+		s.shutdown(websocket.StatusPolicyViolation, "send queue full")
+	}
+}
+
+// sfu.Events, called by the sfu package.
+
+func (s *session) OnJoined(info sfu.JoinInfo) {
+	m := joinedMsg{Type: TypeJoined, You: participant(info.You),
+		Participants: make([]participantJSON, 0, len(info.Participants)), Tracks: make([]trackJSON, 0, len(info.Tracks))}
+	for _, p := range info.Participants {
+		m.Participants = append(m.Participants, participant(p))
+	}
+	for _, t := range info.Tracks {
+		m.Tracks = append(m.Tracks, track(t))
+	}
+	s.send(m)
+}
+
+func (s *session) OnParticipantJoined(p sfu.ParticipantInfo) {
+	s.send(participantMsg{Type: TypeParticipantJoined, Participant: participant(p)})
+}
+
+func (s *session) OnParticipantLeft(p sfu.ParticipantInfo) {
+	s.send(participantMsg{Type: TypeParticipantLeft, Participant: participant(p)})
+}
+
+func (s *session) OnTrackPublished(t sfu.TrackInfo) {
+	s.send(trackMsg{Type: TypeTrackPublished, Track: track(t)})
+}
+
+func (s *session) OnTrackUnpublished(t sfu.TrackInfo) {
+	s.send(trackMsg{Type: TypeTrackUnpublished, Track: track(t)})
+}
+
+func (s *session) OnOffer(sdp string) {
+	s.send(sdpMsg{Type: TypeOffer, Target: TargetSubscriber, SDP: sdp})
+}
+
+func (s *session) OnCandidate(peer sfu.Peer, c webrtc.ICECandidateInit) {
+	s.send(candidateMsg{Type: TypeCandidate, Target: peer.String(), Candidate: c})
+}
+
+func (s *session) OnClosed(reason error) {
+	code, status := CodeConnectionFailed, websocket.StatusInternalError
+	if errors.Is(reason, sfu.ErrServerClosing) {
+		code, status = CodeShuttingDown, websocket.StatusGoingAway
+	}
+	s.send(errorMsg{Type: TypeError, Error: Error{Code: code, Message: reason.Error()}})
+	s.shutdown(status, truncate(reason.Error(), 100))
+}
+
+func participant(p sfu.ParticipantInfo) participantJSON {
+	return participantJSON{ID: p.ID, Name: p.Name}
+}
+
+func track(t sfu.TrackInfo) trackJSON {
+	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind.String(), Codec: t.Codec}
+}

@@ -53,19 +53,23 @@ func NewAPI(cfg Config, log *zap.Logger) (*webrtc.API, error) {
 		return nil, err
 	}
 
+	logs := zapLoggerFactory{log.Named("pion")}
 	ir := &interceptor.Registry{}
-	gen, err := nack.NewGeneratorInterceptor()
+	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(logs))
 	if err != nil {
 		return nil, err
 	}
 	ir.Add(gen)
-	if err := webrtc.ConfigureRTCPReportsWithOptions(ir, []report.ReceiverOption{}); err != nil {
+	if err := webrtc.ConfigureRTCPReportsWithOptions(ir,
+		[]report.ReceiverOption{report.WithReceiverLoggerFactory(logs)},
+		report.WithSenderLoggerFactory(logs)); err != nil {
 		return nil, err
 	}
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
 		return nil, err
 	}
-	if err := webrtc.ConfigureTWCCSenderWithOptions(me, ir, twcc.SendInterval(100*time.Millisecond)); err != nil {
+	if err := webrtc.ConfigureTWCCSenderWithOptions(me, ir,
+		twcc.SendInterval(100*time.Millisecond), twcc.WithLoggerFactory(logs)); err != nil {
 		return nil, err
 	}
 
@@ -85,7 +89,7 @@ func NewAPI(cfg Config, log *zap.Logger) (*webrtc.API, error) {
 		se.SetNAT1To1IPs([]string{cfg.PublicIP}, webrtc.ICECandidateTypeHost)
 	}
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
-	se.LoggerFactory = zapLoggerFactory{log.Named("pion")}
+	se.LoggerFactory = logs
 
 	return webrtc.NewAPI(
 		webrtc.WithMediaEngine(me),

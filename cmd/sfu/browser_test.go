@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-sfu/switchboard/internal/browsertest"
+)
+
+// remoteMedia reports, per remote participant tile, what the tab decodes.
+const remoteMedia = `(async () => {
+  const pc = window.switchboard.subscriber;
+  if (!pc) return {};
+  const byTrack = {};
+  (await pc.getStats()).forEach(r => { if (r.type === 'inbound-rtp') byTrack[r.trackIdentifier] = r; });
+  const out = {};
+  for (const el of document.querySelectorAll('#grid .tile[data-participant]')) {
+    const s = el.querySelector('video').srcObject;
+    const v = s && s.getVideoTracks()[0], a = s && s.getAudioTracks()[0];
+    const vr = v && byTrack[v.id], ar = a && byTrack[a.id];
+    out[el.dataset.participant] = {
+      frames: (vr && vr.framesDecoded) || 0, width: (vr && vr.frameWidth) || 0,
+      samples: (ar && ar.totalSamplesReceived) || 0, energy: (ar && ar.totalAudioEnergy) || 0,
+    };
+  }
+  return out;
+})()`
+
+type media struct {
+	Frames  int     `json:"frames"`
+	Width   int     `json:"width"`
+	Samples int     `json:"samples"`
+	Energy  float64 `json:"energy"`
+}
+
+// Three tabs of real Chromium join one room through the embedded client;
+// each must decode video and hear audio from both others, and when one tab
+// closes the other two drop its tile.
+func TestBrowserConference(t *testing.T) {
+	_, base := startServer(t)
+	b := browsertest.Launch(t)
+	cpu0 := processCPU(t)
+
+	const n = 3
+	tabs := make([]*browsertest.Tab, n)
+	ids := make([]string, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range tabs {
+		tabs[i] = b.NewTab(t, fmt.Sprintf("%s/?room=e2e&name=tab%d", base, i))
+	}
+	for i, tab := range tabs {
+		if err := tab.WaitFor(ctx, `window.switchboard && window.switchboard.you && window.switchboard.you.id`, &ids[i]); err != nil {
+			t.Fatalf("tab %d never joined: %v\nconsole: %s", i, err, tab.Console())
+		}
+	}
+
+	decoding := func(i int, min map[string]media) (map[string]media, bool) {
+		var got map[string]media
+		if err := tabs[i].Eval(ctx, remoteMedia, &got); err != nil {
+			return nil, false
+		}
+		for j, id := range ids {
+			if j == i {
+				continue
+			}
+			m := got[id]
+			if m.Frames <= min[id].Frames || m.Width == 0 || m.Samples <= min[id].Samples {
+				return got, false
+			}
+		}
+		return got, true
+	}
+	start := time.Now()
+	first := make([]map[string]media, n)
+	for i := range tabs {
+		waitUntil(t, 10*time.Second-time.Since(start), fmt.Sprintf("tab %d to decode both others", i), func() bool {
+			var ok bool
+			first[i], ok = decoding(i, nil)
+			return ok
+		})
+	}
+	// Still decoding a moment later: frames and samples keep rising, and the
+	// fake microphone's tone arrives with energy.
+	for i := range tabs {
+		waitUntil(t, 10*time.Second, fmt.Sprintf("tab %d to keep decoding", i), func() bool {
+			got, ok := decoding(i, first[i])
+			if !ok {
+				return false
+			}
+			for j, id := range ids {
+				if j != i && got[id].Energy <= 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	var firstFrame []float64
+	for _, tab := range tabs {
+		var ms float64
+		if err := tab.Eval(ctx, `window.switchboard.firstRemoteFrameAt - window.switchboard.loadedAt`, &ms); err != nil {
+			t.Fatal(err)
+		}
+		firstFrame = append(firstFrame, ms)
+	}
+	slices.Sort(firstFrame)
+	t.Logf("page load to first remote frame: median %.0f ms (all: %.0f ms); process CPU %.2f s, RSS high-water %d MiB",
+		firstFrame[n/2], firstFrame, processCPU(t)-cpu0, processRSS(t)>>20)
+
+	if err := tabs[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		var tiles []string
+		if err := tabs[i].WaitFor(ctx, fmt.Sprintf(`!window.switchboard.tiles().includes(%q) && window.switchboard.tiles()`, ids[2]), &tiles); err != nil {
+			t.Fatalf("tab %d kept the closed tab's tile: %v", i, err)
+		}
+		if len(tiles) != 1 || tiles[0] != ids[1-i] {
+			t.Errorf("tab %d shows tiles %v, want only %s", i, tiles, ids[1-i])
+		}
+	}
+}
+
+// processCPU is this process's user+system CPU time in seconds: the server
+// runs in-process, Chromium does not.
+func processCPU(t *testing.T) float64 {
+	b, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+func processRSS(t *testing.T) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

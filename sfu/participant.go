@@ -74,6 +74,14 @@ func newParticipant(api *webrtc.API, room *Room, name string, events Events, log
 		})
 	}
 	p.pub.OnTrack(p.onTrack)
+	// A data channel gives the first subscriber offer something to carry,
+	// so ICE and DTLS come up while the client is still starting its camera
+	// and the first remote track plays as soon as it is offered.
+	if _, err := p.sub.CreateDataChannel("sfu", nil); err != nil {
+		_ = p.pub.Close()
+		_ = p.sub.Close()
+		return nil, fmt.Errorf("subscriber data channel: %w", err)
+	}
 	p.wg.Add(1)
 	go p.negotiate()
 	return p, nil

@@ -124,6 +124,7 @@ func (r *Room) join(p *Participant) {
 	for _, t := range tracks {
 		p.subscribe(t)
 	}
+	p.requestNegotiation()
 }
 
 // publish makes t available to everyone else in the room; false if its

@@ -31,13 +31,13 @@ type Track struct {
 	writeRTCP func([]rtcp.Packet) error
 	log       *zap.Logger
 
-	lastKeyframeRequest atomic.Int64 // unix nanoseconds
-
 	// downs is read by the forwarding loop on every packet without a lock;
 	// writers copy it under mu.
-	downs  atomic.Pointer[[]*DownTrack]
-	mu     sync.Mutex
-	closed bool
+	downs               atomic.Pointer[[]*DownTrack]
+	mu                  sync.Mutex
+	closed              bool
+	lastKeyframeRequest time.Time
+	keyframeTimer       *time.Timer // a merged request waiting for its turn
 }
 
 func newTrack(info TrackInfo, remote *webrtc.TrackRemote, writeRTCP func([]rtcp.Packet) error, log *zap.Logger) *Track {
@@ -94,17 +94,40 @@ func (t *Track) forward() {
 	}
 }
 
-// RequestKeyframe asks the publisher for a keyframe unless one was asked for
-// within keyframeInterval.
+// RequestKeyframe asks the publisher for a keyframe. Requests within
+// keyframeInterval of the last one are merged into one sent when the
+// interval ends, so a subscriber that asks just after another still gets
+// its keyframe promptly and the publisher is never flooded.
 func (t *Track) RequestKeyframe() {
 	if t.info.Kind != webrtc.RTPCodecTypeVideo {
 		return
 	}
-	now := time.Now().UnixNano()
-	last := t.lastKeyframeRequest.Load()
-	if now-last < int64(keyframeInterval) || !t.lastKeyframeRequest.CompareAndSwap(last, now) {
+	t.mu.Lock()
+	if t.closed || t.keyframeTimer != nil {
+		t.mu.Unlock()
+		return // one is already due
+	}
+	wait := time.Until(t.lastKeyframeRequest.Add(keyframeInterval))
+	if wait > 0 {
+		t.keyframeTimer = time.AfterFunc(wait, func() {
+			t.mu.Lock()
+			t.keyframeTimer = nil
+			t.lastKeyframeRequest = time.Now()
+			closed := t.closed
+			t.mu.Unlock()
+			if !closed {
+				t.sendPLI()
+			}
+		})
+		t.mu.Unlock()
 		return
 	}
+	t.lastKeyframeRequest = time.Now()
+	t.mu.Unlock()
+	t.sendPLI()
+}
+
+func (t *Track) sendPLI() {
 	if err := t.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.ssrc}}); err != nil {
 		t.log.Debug("keyframe request failed", zap.Error(err))
 	}
@@ -144,6 +167,10 @@ func (t *Track) close() []*DownTrack {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
+	if t.keyframeTimer != nil {
+		t.keyframeTimer.Stop()
+		t.keyframeTimer = nil
+	}
 	downs := *t.downs.Load()
 	t.downs.Store(&[]*DownTrack{})
 	return downs

@@ -23,6 +23,9 @@ const sb = (window.switchboard = {
   errors: [],
   loadedAt,
   firstRemoteFrameAt: null,
+  // performance.now() of each step of the last join, for the load tool and
+  // for finding where a slow join spends its time.
+  timings: {},
   tiles: () => [...document.querySelectorAll('#grid .tile[data-participant]')].map((el) => el.dataset.participant),
 });
 
@@ -77,7 +80,11 @@ function join(room, name) {
   updateControls();
   setState('connecting');
 
-  ws.onopen = () => s.send({ type: 'join', room, name });
+  sb.timings = { start: performance.now() };
+  ws.onopen = () => {
+    mark('wsOpen');
+    s.send({ type: 'join', room, name });
+  };
   ws.onmessage = (e) => session === s && onMessage(s, e.data);
   ws.onclose = (e) => {
     if (session !== s || s.closing) return;
@@ -158,8 +165,13 @@ function onMessage(s, data) {
   }
 }
 
+function mark(step) {
+  sb.timings[step] ??= performance.now();
+}
+
 async function onJoined(s, m) {
   if (sb.you) return;
+  mark('joined');
   sb.you = m.you;
   if (Array.isArray(m.iceServers)) s.config = { iceServers: m.iceServers };
   const url = new URL(location.href);
@@ -177,6 +189,7 @@ async function onJoined(s, m) {
   setState('joined');
 
   const stream = await getMedia();
+  mark('gotMedia');
   if (session !== s) return stream?.getTracks().forEach((t) => t.stop());
   s.stream = stream;
   $('local').srcObject = stream;
@@ -220,6 +233,7 @@ function makePeer(s, target) {
   };
   const event = 'onconnectionstatechange' in pc ? 'connectionstatechange' : 'iceconnectionstatechange';
   pc.addEventListener(event, () => {
+    if (connState(pc) === 'connected') mark(`${target}Connected`);
     if (connState(pc) === 'failed') addError(`${target} connection failed`);
     render();
   });
@@ -292,6 +306,7 @@ function preferCodec(transceiver) {
 function onSubscriberOffer(s, sdp) {
   const sub = s.sub;
   if (!sub) return;
+  mark('subscriberOffer');
   run(sub, async () => {
     await setRemote(sub, { type: 'offer', sdp });
     await sub.pc.setLocalDescription(await sub.pc.createAnswer());
@@ -309,6 +324,7 @@ function onTrack(e) {
   const id = e.streams[0]?.id;
   if (!id) return console.warn('switchboard: a track without a stream id', e.track.id);
   const track = e.track;
+  mark(`first${track.kind === 'video' ? 'Video' : 'Audio'}Track`);
   // A reused transceiver brings back the same track object for someone else.
   detach(track);
   const tile = ensureTile(id);
@@ -370,10 +386,15 @@ function removeTile(id) {
 
 function watchFirstFrame(video) {
   const mark = () => {
-    if (video.videoWidth) sb.firstRemoteFrameAt ??= performance.now();
+    if (!video.videoWidth) return;
+    sb.firstRemoteFrameAt ??= performance.now();
+    mark('firstFrame');
   };
   if ('requestVideoFrameCallback' in video) {
-    video.requestVideoFrameCallback(() => (sb.firstRemoteFrameAt ??= performance.now()));
+    video.requestVideoFrameCallback(() => {
+      sb.firstRemoteFrameAt ??= performance.now();
+      mark('firstFrame');
+    });
   } else {
     video.addEventListener('loadeddata', mark);
     video.addEventListener('resize', mark);

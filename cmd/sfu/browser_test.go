@@ -182,3 +182,36 @@ func relative(m map[string]float64, _ float64) string {
 	}
 	return sb.String()
 }
+
+// Each codec the server negotiates must reach a second tab and decode there.
+func TestBrowserCodecs(t *testing.T) {
+	_, base := startServer(t)
+	b := browsertest.Launch(t)
+	for _, codec := range []string{"vp8", "vp9", "h264"} {
+		t.Run(codec, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			room := "codec-" + codec
+			pub := b.NewTab(t, fmt.Sprintf("%s/?room=%s&name=pub&codec=%s", base, room, codec))
+			sub := b.NewTab(t, fmt.Sprintf("%s/?room=%s&name=sub&codec=%s", base, room, codec))
+			var got struct {
+				Mime   string `json:"mime"`
+				Frames int    `json:"frames"`
+			}
+			err := sub.WaitFor(ctx, `(async () => {
+  const pc = window.switchboard.subscriber;
+  if (!pc) return null;
+  const stats = await pc.getStats();
+  let r = null;
+  stats.forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video' && s.framesDecoded > 10) r = s; });
+  return r && { mime: stats.get(r.codecId).mimeType, frames: r.framesDecoded };
+})()`, &got)
+			if err != nil {
+				t.Fatalf("no decoded video: %v\npublisher console: %s\nsubscriber console: %s", err, pub.Console(), sub.Console())
+			}
+			if !strings.EqualFold(got.Mime, "video/"+codec) {
+				t.Errorf("subscriber decodes %s, want video/%s", got.Mime, codec)
+			}
+		})
+	}
+}

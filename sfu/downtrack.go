@@ -23,6 +23,7 @@ type DownTrack struct {
 	subscriber *Participant
 	sender     *webrtc.RTPSender
 	log        *zap.Logger
+	stats      counters
 
 	mu       sync.Mutex
 	writer   webrtc.TrackLocalWriter // nil while unbound
@@ -117,8 +118,13 @@ func (d *DownTrack) writeRTP(h *rtp.Header, payload []byte, keyframe bool) {
 	if !ok {
 		return
 	}
-	if _, err := w.WriteRTP(&out, payload); err != nil && !isClosed(err) {
-		d.log.Debug("write rtp", zap.Error(err))
+	if n, err := w.WriteRTP(&out, payload); err != nil {
+		if !isClosed(err) {
+			d.log.Debug("write rtp", zap.Error(err))
+		}
+	} else {
+		d.stats.packetsOut.Add(1)
+		d.stats.bytesOut.Add(uint64(n))
 	}
 }
 
@@ -139,6 +145,7 @@ func (d *DownTrack) readRTCP() {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 				d.src.RequestKeyframe()
 			case *rtcp.TransportLayerNack:
+				d.stats.nacks.Add(1)
 				d.retransmit(p)
 			}
 		}
@@ -179,8 +186,12 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 			if !ok {
 				continue
 			}
-			if _, err := w.WriteRTP(&out, buf[hl:n]); err != nil && !isClosed(err) {
-				d.log.Debug("retransmit", zap.Error(err))
+			if _, err := w.WriteRTP(&out, buf[hl:n]); err != nil {
+				if !isClosed(err) {
+					d.log.Debug("retransmit", zap.Error(err))
+				}
+			} else {
+				d.stats.retransmits.Add(1)
 			}
 		}
 	}

@@ -19,6 +19,8 @@ type Rooms struct {
 	mu     sync.Mutex
 	rooms  map[string]*Room
 	closed bool
+	// ended accumulates the counters of tracks and down-tracks that are gone.
+	ended counters
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.
@@ -172,6 +174,7 @@ func (r *Room) drop(t *Track, subs []*Participant) {
 	for _, d := range t.close() {
 		d.subscriber.unsubscribe(d)
 	}
+	t.stats.addTo(&r.rooms.ended)
 	for _, s := range subs {
 		s.events.OnTrackUnpublished(t.info)
 	}

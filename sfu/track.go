@@ -30,6 +30,7 @@ type Track struct {
 	cache     *rtc.PacketCache
 	writeRTCP func([]rtcp.Packet) error
 	log       *zap.Logger
+	stats     counters
 
 	// downs is read by the forwarding loop on every packet without a lock;
 	// writers copy it under mu.
@@ -84,6 +85,8 @@ func (t *Track) forward() {
 			}
 			media = media[:len(media)-pad]
 		}
+		t.stats.packetsIn.Add(1)
+		t.stats.bytesIn.Add(uint64(n))
 		if t.cache != nil {
 			t.cache.Store(h.SequenceNumber, buf[:n])
 		}
@@ -128,6 +131,7 @@ func (t *Track) RequestKeyframe() {
 }
 
 func (t *Track) sendPLI() {
+	t.stats.keyframeRequests.Add(1)
 	if err := t.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.ssrc}}); err != nil {
 		t.log.Debug("keyframe request failed", zap.Error(err))
 	}
@@ -159,6 +163,9 @@ func (t *Track) removeDownTrack(d *DownTrack) {
 		}
 	}
 	t.downs.Store(&downs)
+	if len(downs) < len(old) {
+		d.stats.addTo(&t.stats)
+	}
 }
 
 // close stops new subscriptions and returns the down-tracks that were
@@ -173,5 +180,8 @@ func (t *Track) close() []*DownTrack {
 	}
 	downs := *t.downs.Load()
 	t.downs.Store(&[]*DownTrack{})
+	for _, d := range downs {
+		d.stats.addTo(&t.stats)
+	}
 	return downs
 }

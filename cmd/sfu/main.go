@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
@@ -17,6 +18,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -33,6 +37,7 @@ type config struct {
 	PublicIP string
 	Loopback bool
 	LogLevel string
+	Pprof    bool
 }
 
 func parseFlags(args []string) (config, rtc.Config, error) {
@@ -43,6 +48,7 @@ func parseFlags(args []string) (config, rtc.Config, error) {
 	fl.StringVar(&c.PublicIP, "public-ip", "", "IP address to announce in ICE candidates (host behind 1:1 NAT)")
 	fl.BoolVar(&c.Loopback, "loopback", false, "also offer loopback ICE candidates (tests on one machine)")
 	fl.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.BoolVar(&c.Pprof, "pprof", false, "serve Go profiles at /debug/pprof/")
 	if err := fl.Parse(args); err != nil {
 		return c, rtc.Config{}, err
 	}
@@ -84,7 +90,7 @@ type server struct {
 	http   *http.Server
 }
 
-func newServer(rc rtc.Config, log *zap.Logger) (*server, error) {
+func newServer(c config, rc rtc.Config, log *zap.Logger) (*server, error) {
 	api, err := rtc.NewAPI(rc, log)
 	if err != nil {
 		return nil, err
@@ -99,6 +105,16 @@ func newServer(rc rtc.Config, log *zap.Logger) (*server, error) {
 	mux.Handle("GET /ws", s.signal)
 	mux.Handle("GET /", http.FileServerFS(static))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(rooms, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if c.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }
@@ -140,7 +156,7 @@ func main() {
 }
 
 func run(c config, rc rtc.Config, log *zap.Logger) error {
-	s, err := newServer(rc, log)
+	s, err := newServer(c, rc, log)
 	if err != nil {
 		return err
 	}

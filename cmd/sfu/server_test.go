@@ -24,7 +24,7 @@ func TestMain(m *testing.M) {
 // returns its base URL ("http://127.0.0.1:PORT").
 func startServer(t *testing.T) (*server, string) {
 	t.Helper()
-	s, err := newServer(rtc.Config{Loopback: true}, testLogger(t))
+	s, err := newServer(config{}, rtc.Config{Loopback: true}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,605 @@
+package signal_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/goleak"
+	"go.uber.org/zap"
+
+	"github.com/switchboard-sfu/switchboard/rtc"
+	"github.com/switchboard-sfu/switchboard/sfu"
+	"github.com/switchboard-sfu/switchboard/signal"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// How long to wait for a message that should come promptly. Generous so a
+// loaded -race run does not flake; a missing message still fails.
+const msgTimeout = 5 * time.Second
+
+type server struct {
+	h     *signal.Handler
+	rooms *sfu.Rooms
+	srv   *httptest.Server
+	url   string
+}
+
+func newServer(t *testing.T) *server {
+	t.Helper()
+	api, err := rtc.NewAPI(rtc.Config{Loopback: true}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rooms := sfu.NewRooms(api, zap.NewNop())
+	h := signal.NewHandler(rooms, zap.NewNop())
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		// Sessions first, so that they end by closing their sockets rather
+		// than by the rooms pulling participants out from under them.
+		h.Close()
+		rooms.Close()
+		srv.Close()
+	})
+	return &server{h: h, rooms: rooms, srv: srv, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+}
+
+// msg is any server message; which fields are set depends on Type.
+type msg struct {
+	Type         string                   `json:"type"`
+	Code         string                   `json:"code"`
+	Message      string                   `json:"message"`
+	Target       string                   `json:"target"`
+	SDP          string                   `json:"sdp"`
+	Candidate    *webrtc.ICECandidateInit `json:"candidate"`
+	You          *participant             `json:"you"`
+	Participant  *participant             `json:"participant"`
+	Participants json.RawMessage          `json:"participants"`
+	Tracks       json.RawMessage          `json:"tracks"`
+
+	raw []byte
+}
+
+type participant struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+type client struct {
+	t    *testing.T
+	conn *websocket.Conn
+}
+
+func (s *server) dial(t *testing.T) *client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), msgTimeout)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, s.url, nil)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	// Server messages are small; the default 32 KiB limit only matters for
+	// SDP, which can get long with many tracks.
+	conn.SetReadLimit(1 << 20)
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	return &client{t: t, conn: conn}
+}
+
+func (c *client) sendRaw(typ websocket.MessageType, b []byte) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), msgTimeout)
+	defer cancel()
+	if err := c.conn.Write(ctx, typ, b); err != nil {
+		c.t.Fatalf("write: %v", err)
+	}
+}
+
+func (c *client) send(s string) {
+	c.t.Helper()
+	c.sendRaw(websocket.MessageText, []byte(s))
+}
+
+func (c *client) sendJSON(v any) {
+	c.t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.sendRaw(websocket.MessageText, b)
+}
+
+// read returns the next server message, or the read error (a close shows
+// up here as an error carrying the close status).
+func (c *client) read(ctx context.Context) (msg, error) {
+	typ, b, err := c.conn.Read(ctx)
+	if err != nil {
+		return msg{}, err
+	}
+	if typ != websocket.MessageText {
+		return msg{}, errors.New("server sent a binary frame")
+	}
+	var m msg
+	if err := json.Unmarshal(b, &m); err != nil {
+		return msg{}, err
+	}
+	m.raw = b
+	return m, nil
+}
+
+// background are the messages a session may receive at any time as its
+// PeerConnections negotiate (the server offers the subscriber connection
+// right after join); tests waiting for something else pass them by.
+var background = map[string]bool{signal.TypeCandidate: true, signal.TypeOffer: true}
+
+// expectWithin reads until a message of type typ arrives. An error message,
+// when typ is not error, fails the test: it means something else went wrong.
+func (c *client) expectWithin(d time.Duration, typ string, skip ...string) msg {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for {
+		m, err := c.read(ctx)
+		if err != nil {
+			c.t.Fatalf("waiting for %q: %v (close status %d)", typ, err, websocket.CloseStatus(err))
+		}
+		if m.Type == typ {
+			return m
+		}
+		if background[m.Type] || contains(skip, m.Type) {
+			continue
+		}
+		c.t.Fatalf("waiting for %q: got unexpected %s", typ, m.raw)
+	}
+}
+
+func (c *client) expect(typ string, skip ...string) msg {
+	c.t.Helper()
+	return c.expectWithin(msgTimeout, typ, skip...)
+}
+
+func (c *client) expectError(code string, skip ...string) msg {
+	c.t.Helper()
+	m := c.expect(signal.TypeError, skip...)
+	if m.Code != code {
+		c.t.Fatalf("got error %q (%s), want %q", m.Code, m.Message, code)
+	}
+	if m.Message == "" {
+		c.t.Errorf("error %q has an empty message", m.Code)
+	}
+	return m
+}
+
+// expectClose reads, passing by any messages, until the socket closes, and
+// checks the close status.
+func (c *client) expectClose(want websocket.StatusCode) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*msgTimeout)
+	defer cancel()
+	for {
+		_, err := c.read(ctx)
+		if err == nil {
+			continue
+		}
+		if got := websocket.CloseStatus(err); got != want {
+			c.t.Fatalf("socket ended with %v (status %d), want close status %d", err, got, want)
+		}
+		return
+	}
+}
+
+// ping checks the session still answers, which is how the tests tell a
+// session survived a bad message.
+func (c *client) ping() {
+	c.t.Helper()
+	c.send(`{"type":"ping"}`)
+	c.expect(signal.TypePong)
+}
+
+func (c *client) join(room, name string) msg {
+	c.t.Helper()
+	c.sendJSON(map[string]string{"type": "join", "room": room, "name": name})
+	m := c.expect(signal.TypeJoined)
+	if m.You == nil || m.You.ID == "" {
+		c.t.Fatalf("joined without you.id: %s", m.raw)
+	}
+	if m.You.Name != name {
+		c.t.Errorf("joined as %q, want %q", m.You.Name, name)
+	}
+	return m
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func participants(t *testing.T, m msg) []participant {
+	t.Helper()
+	var ps []participant
+	if err := json.Unmarshal(m.Participants, &ps); err != nil {
+		t.Fatalf("participants %s: %v", m.Participants, err)
+	}
+	return ps
+}
+
+// publisherOffer returns a valid publisher offer from a real Pion
+// PeerConnection, closed when the test ends.
+func publisherOffer(t *testing.T) string {
+	t.Helper()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeVideo, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	return offer.SDP
+}
+
+// answerSubscriber waits for the server's subscriber offer and answers it
+// from a real Pion PeerConnection, closed when the test ends. Without an
+// answer the server drops the client after its negotiation timeout.
+func (c *client) answerSubscriber() {
+	c.t.Helper()
+	t := c.t
+	o := c.expect(signal.TypeOffer)
+	if o.Target != signal.TargetSubscriber {
+		t.Fatalf("server offer for %q, want subscriber", o.Target)
+	}
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pc.Close() })
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: o.SDP}); err != nil {
+		t.Fatalf("server's subscriber offer does not apply: %v", err)
+	}
+	answer, err := pc.CreateAnswer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(answer); err != nil {
+		t.Fatal(err)
+	}
+	c.sendJSON(map[string]string{"type": "answer", "target": "subscriber", "sdp": answer.SDP})
+}
+
+func TestJoin(t *testing.T) {
+	s := newServer(t)
+	a := s.dial(t)
+	ja := a.join("standup", "Alice")
+	// Browsers iterate these; null would break a client that does not guard.
+	if string(ja.Participants) != "[]" || string(ja.Tracks) != "[]" {
+		t.Errorf("first joiner: participants %s tracks %s, want [] and []", ja.Participants, ja.Tracks)
+	}
+
+	b := s.dial(t)
+	jb := b.join("standup", "Bob 🎥")
+	if jb.You.ID == ja.You.ID {
+		t.Errorf("both participants have id %q", ja.You.ID)
+	}
+	ps := participants(t, jb)
+	if len(ps) != 1 || ps[0] != *ja.You {
+		t.Errorf("second joiner sees participants %s, want [%+v]", jb.Participants, *ja.You)
+	}
+	if string(jb.Tracks) != "[]" {
+		t.Errorf("second joiner: tracks %s, want []", jb.Tracks)
+	}
+	pj := a.expect(signal.TypeParticipantJoined)
+	if pj.Participant == nil || *pj.Participant != *jb.You {
+		t.Errorf("participant-joined %s, want %+v", pj.raw, *jb.You)
+	}
+
+	// Another room is separate: no one in it, and no event to a or b.
+	c := s.dial(t)
+	if jc := c.join("other", "Carol"); string(jc.Participants) != "[]" {
+		t.Errorf("other room: participants %s, want []", jc.Participants)
+	}
+
+	// A closed tab: no leave, no close handshake.
+	if err := b.conn.CloseNow(); err != nil {
+		t.Fatal(err)
+	}
+	pl := a.expect(signal.TypeParticipantLeft)
+	if pl.Participant == nil || *pl.Participant != *jb.You {
+		t.Errorf("participant-left %s, want %+v", pl.raw, *jb.You)
+	}
+	// Carol got nothing about the other room: the next thing she sees is pong.
+	c.ping()
+	a.ping()
+}
+
+func TestLeave(t *testing.T) {
+	s := newServer(t)
+	a := s.dial(t)
+	a.join("r", "Alice")
+	b := s.dial(t)
+	jb := b.join("r", "Bob")
+	a.expect(signal.TypeParticipantJoined)
+
+	b.send(`{"type":"leave"}`)
+	b.expectClose(websocket.StatusNormalClosure)
+	pl := a.expect(signal.TypeParticipantLeft)
+	if pl.Participant == nil || pl.Participant.ID != jb.You.ID {
+		t.Errorf("participant-left %s, want %s", pl.raw, jb.You.ID)
+	}
+
+	// The room lives on for Alice, and a newcomer sees only her.
+	c := s.dial(t)
+	jc := c.join("r", "Carol")
+	if ps := participants(t, jc); len(ps) != 1 || ps[0].Name != "Alice" {
+		t.Errorf("after Bob left, Carol sees %s", jc.Participants)
+	}
+}
+
+// A leave before join is a bad message like any other; it must not end the session.
+func TestLeaveBeforeJoin(t *testing.T) {
+	s := newServer(t)
+	c := s.dial(t)
+	c.send(`{"type":"leave"}`)
+	c.expectError(signal.CodeNotJoined)
+	c.ping()
+}
+
+func TestPingBeforeJoin(t *testing.T) {
+	s := newServer(t)
+	c := s.dial(t)
+	c.ping()
+	c.join("r", "Alice")
+	c.ping()
+}
+
+func TestBadInput(t *testing.T) {
+	tests := []struct {
+		name string
+		// joined runs join first.
+		joined bool
+		run    func(t *testing.T, c *client)
+		code   string
+	}{
+		{name: "malformed JSON", run: func(t *testing.T, c *client) { c.send(`{"type":`) }, code: signal.CodeBadMessage},
+		{name: "JSON array", run: func(t *testing.T, c *client) { c.send(`[]`) }, code: signal.CodeBadMessage},
+		{name: "bad room", run: func(t *testing.T, c *client) { c.send(`{"type":"join","room":"a b","name":"x"}`) }, code: signal.CodeBadMessage},
+		{name: "unknown type", run: func(t *testing.T, c *client) { c.send(`{"type":"subscribe"}`) }, code: signal.CodeUnknownType},
+		{name: "missing type", run: func(t *testing.T, c *client) { c.send(`{}`) }, code: signal.CodeUnknownType},
+		{name: "offer before join", run: func(t *testing.T, c *client) {
+			c.send(`{"type":"offer","target":"publisher","sdp":"v=0"}`)
+		}, code: signal.CodeNotJoined},
+		{name: "candidate before join", run: func(t *testing.T, c *client) {
+			c.send(`{"type":"candidate","target":"publisher","candidate":{"candidate":""}}`)
+		}, code: signal.CodeNotJoined},
+		{name: "second join", joined: true, run: func(t *testing.T, c *client) {
+			c.send(`{"type":"join","room":"other","name":"Alice"}`)
+		}, code: signal.CodeAlreadyJoined},
+		{name: "garbage publisher SDP", joined: true, run: func(t *testing.T, c *client) {
+			c.send(`{"type":"offer","target":"publisher","sdp":"this is not SDP"}`)
+		}, code: signal.CodeBadSDP},
+		{name: "garbage answer to subscriber offer", joined: true, run: func(t *testing.T, c *client) {
+			c.expect(signal.TypeOffer)
+			c.send(`{"type":"answer","target":"subscriber","sdp":"this is not SDP"}`)
+		}, code: signal.CodeBadSDP},
+		{name: "answer without subscriber offer", joined: true, run: func(t *testing.T, c *client) {
+			c.answerSubscriber()
+			// Round trip, so the valid answer has been applied before the next.
+			c.ping()
+			c.send(`{"type":"answer","target":"subscriber","sdp":"v=0\r\n"}`)
+		}, code: signal.CodeBadSDP},
+		{name: "binary frame", run: func(t *testing.T, c *client) {
+			c.sendRaw(websocket.MessageBinary, []byte(`{"type":"ping"}`))
+		}, code: signal.CodeBadMessage},
+		{name: "100 KiB text message", run: func(t *testing.T, c *client) {
+			c.send(`{"type":"ping","pad":"` + strings.Repeat("x", 100<<10) + `"}`)
+		}, code: signal.CodeTooLarge},
+		{name: "100 KiB binary message", run: func(t *testing.T, c *client) {
+			c.sendRaw(websocket.MessageBinary, make([]byte, 100<<10))
+		}, code: signal.CodeTooLarge},
+		{name: "bad publisher candidate after offer", joined: true, run: func(t *testing.T, c *client) {
+			c.sendJSON(map[string]string{"type": "offer", "target": "publisher", "sdp": publisherOffer(t)})
+			a := c.expect(signal.TypeAnswer)
+			if a.Target != signal.TargetPublisher || !strings.HasPrefix(a.SDP, "v=0") {
+				t.Fatalf("publisher answer: %s", a.raw)
+			}
+			c.send(`{"type":"candidate","target":"publisher","candidate":{"candidate":"candidate:garbage","sdpMid":"0","sdpMLineIndex":0}}`)
+		}, code: signal.CodeBadCandidate},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t)
+			c := s.dial(t)
+			if tc.joined {
+				c.join("r", "Alice")
+			}
+			tc.run(t, c)
+			c.expectError(tc.code)
+			c.ping()
+			if !tc.joined {
+				// The session is still fit to join after a bad message.
+				c.join("r", "Alice")
+				c.ping()
+			}
+		})
+	}
+}
+
+// A valid publisher offer is answered, the end-of-candidates marker and a
+// well-formed candidate are accepted silently.
+func TestPublisherOffer(t *testing.T) {
+	s := newServer(t)
+	c := s.dial(t)
+	c.join("r", "Alice")
+	c.sendJSON(map[string]string{"type": "offer", "target": "publisher", "sdp": publisherOffer(t)})
+	a := c.expect(signal.TypeAnswer)
+	if a.Target != signal.TargetPublisher || !strings.Contains(a.SDP, "m=video") {
+		t.Fatalf("publisher answer: %s", a.raw)
+	}
+	c.send(`{"type":"candidate","target":"publisher","candidate":{"candidate":""}}`)
+	c.send(`{"type":"candidate","target":"publisher","candidate":{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}`)
+	// Candidates for the subscriber before its offer are queued, not rejected.
+	c.send(`{"type":"candidate","target":"subscriber","candidate":{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}}`)
+	c.ping()
+}
+
+// Nine bad messages leave the session usable; the tenth ends it with 1008,
+// after the error for it has been delivered.
+func TestTooManyBadMessages(t *testing.T) {
+	s := newServer(t)
+	a := s.dial(t)
+	a.join("r", "Alice")
+	b := s.dial(t)
+	jb := b.join("r", "Bob")
+	a.expect(signal.TypeParticipantJoined)
+
+	for i := 1; i < 10; i++ {
+		b.send(`not json`)
+		b.expectError(signal.CodeBadMessage)
+	}
+	b.ping()
+	b.send(`{"type":"nope"}`)
+	b.expectError(signal.CodeUnknownType)
+	b.expectClose(websocket.StatusPolicyViolation)
+
+	pl := a.expect(signal.TypeParticipantLeft)
+	if pl.Participant == nil || pl.Participant.ID != jb.You.ID {
+		t.Errorf("participant-left %s, want %s", pl.raw, jb.You.ID)
+	}
+}
+
+// Good messages in between do not reset the count: the limit is per connection.
+func TestBadMessagesCountAcrossGoodOnes(t *testing.T) {
+	s := newServer(t)
+	c := s.dial(t)
+	for i := 0; i < 9; i++ {
+		c.send(`[]`)
+		c.expectError(signal.CodeBadMessage)
+		c.ping()
+	}
+	c.send(`[]`)
+	c.expectError(signal.CodeBadMessage)
+	c.expectClose(websocket.StatusPolicyViolation)
+}
+
+func TestFrameOver1MiB(t *testing.T) {
+	s := newServer(t)
+	a := s.dial(t)
+	a.join("r", "Alice")
+	b := s.dial(t)
+	jb := b.join("r", "Bob")
+	a.expect(signal.TypeParticipantJoined)
+
+	// The server stops reading mid-frame and closes; the write may or may not
+	// complete before that, so its error is not the point.
+	ctx, cancel := context.WithTimeout(context.Background(), msgTimeout)
+	defer cancel()
+	_ = b.conn.Write(ctx, websocket.MessageText, make([]byte, 1<<20+1024))
+	b.expectClose(websocket.StatusMessageTooBig)
+
+	pl := a.expect(signal.TypeParticipantLeft)
+	if pl.Participant == nil || pl.Participant.ID != jb.You.ID {
+		t.Errorf("participant-left %s, want %s", pl.raw, jb.You.ID)
+	}
+}
+
+// Just under the hard limit the frame is read and discarded: too-large, and
+// the session goes on.
+func TestFrameJustUnder1MiB(t *testing.T) {
+	s := newServer(t)
+	c := s.dial(t)
+	c.sendRaw(websocket.MessageText, make([]byte, 1<<20))
+	c.expectError(signal.CodeTooLarge)
+	c.ping()
+}
+
+func TestHandlerClose(t *testing.T) {
+	s := newServer(t)
+	a := s.dial(t)
+	a.join("r", "Alice")
+	b := s.dial(t)
+	b.join("r", "Bob")
+	a.expect(signal.TypeParticipantJoined)
+	idle := s.dial(t) // connected, never joined
+	idle.ping()
+
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.h.Close()
+	}()
+	for _, c := range []*client{a, b, idle} {
+		c.expectError(signal.CodeShuttingDown, signal.TypeParticipantLeft)
+		c.expectClose(websocket.StatusGoingAway)
+	}
+	select {
+	case <-done:
+	case <-time.After(2 * msgTimeout):
+		t.Fatal("Handler.Close did not return after every session closed")
+	}
+
+	// New connections are turned away with 1001, before any message.
+	ctx, cancel := context.WithTimeout(context.Background(), msgTimeout)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, s.url, nil)
+	if err != nil {
+		return // refused outright is fine too
+	}
+	defer func() { _ = conn.CloseNow() }()
+	_, b2, err := conn.Read(ctx)
+	if err == nil {
+		t.Fatalf("after Close, a new connection got %s", b2)
+	}
+	if got := websocket.CloseStatus(err); got != websocket.StatusGoingAway {
+		t.Fatalf("after Close, a new connection ended with %v, want close status 1001", err)
+	}
+}
+
+// A client whose machine vanished does not answer pings. coder/websocket only
+// answers a ping while a Read is in progress, so a client that stops reading
+// is, to the server, a dead peer whose TCP connection still accepts bytes.
+func TestDeadClientRemoved(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the ping timeout")
+	}
+	// The protocol promises participant-left within 10 s; wait longer so the
+	// test can say how late it came rather than only that it did not.
+	const promised = 10 * time.Second
+	s := newServer(t)
+	a := s.dial(t)
+	a.join("r", "Alice")
+	// Otherwise the negotiation timeout, not the ping, might remove Alice.
+	a.answerSubscriber()
+	dead := s.dial(t)
+	jd := dead.join("r", "Dead")
+	stopped := time.Now() // dead never reads again
+	a.expect(signal.TypeParticipantJoined)
+
+	pl := a.expectWithin(3*promised, signal.TypeParticipantLeft)
+	elapsed := time.Since(stopped)
+	if pl.Participant == nil || pl.Participant.ID != jd.You.ID {
+		t.Errorf("participant-left %s, want %s", pl.raw, jd.You.ID)
+	}
+	if elapsed > promised {
+		t.Errorf("participant-left came %.1fs after the client stopped answering; docs/protocol.md promises within %v", elapsed.Seconds(), promised)
+	}
+	// Alice, who kept reading and so kept answering pings, is still there.
+	a.ping()
+}

@@ -28,6 +28,8 @@ type Config struct {
 	PublicIP string
 	// Loopback also gathers 127.0.0.1 candidates, for tests on one machine.
 	Loopback bool
+	// Pace sends each subscriber's packets through GCC's leaky-bucket pacer.
+	Pace bool
 }
 
 // ICE timeouts chosen so that a peer whose network vanished is noticed well
@@ -40,14 +42,15 @@ const (
 
 // NewAPI builds the one webrtc.API that all PeerConnections share.
 //
-// Interceptors: the NACK generator and TWCC feedback serve the upstream (the
+// Interceptors: a GCC bandwidth estimator per connection (API.NewPeerConnection
+// returns it) fed by the subscriber's TWCC feedback; the NACK generator and TWCC feedback serve the upstream (the
 // browser's own retransmissions and congestion control work against us);
 // the TWCC header extension marks every downstream packet so subscribers'
 // feedback can drive a bandwidth estimate; RTCP reports run both ways. There
 // is deliberately no NACK responder: downstream NACKs are answered by the SFU
 // from one cache per published track instead of a copy of every packet per
 // subscriber.
-func NewAPI(cfg Config, log *zap.Logger) (*webrtc.API, error) {
+func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := RegisterCodecs(me); err != nil {
 		return nil, err
@@ -65,6 +68,13 @@ func NewAPI(cfg Config, log *zap.Logger) (*webrtc.API, error) {
 		report.WithSenderLoggerFactory(logs)); err != nil {
 		return nil, err
 	}
+	// The estimator must see each packet after the TWCC header extension
+	// interceptor numbered it, so it is registered first (innermost).
+	congestion, err := newCongestionController(cfg.Pace, logs)
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(congestion)
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
 		return nil, err
 	}
@@ -91,11 +101,13 @@ func NewAPI(cfg Config, log *zap.Logger) (*webrtc.API, error) {
 	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	se.LoggerFactory = logs
 
-	return webrtc.NewAPI(
+	api := &API{API: webrtc.NewAPI(
 		webrtc.WithMediaEngine(me),
 		webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se),
-	), nil
+	)}
+	congestion.OnNewPeerConnection(api.onNewPeerConnection)
+	return api, nil
 }
 
 var videoFeedback = []webrtc.RTCPFeedback{

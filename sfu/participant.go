@@ -9,6 +9,8 @@ import (
 
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
+
+	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 // negotiationTimeout is how long the server waits for a subscriber answer
@@ -25,6 +27,7 @@ type Participant struct {
 	log    *zap.Logger
 
 	pub, sub *webrtc.PeerConnection
+	bwe      rtc.Estimator // of the subscriber connection
 
 	// pubMu and subMu serialize signaling on each PeerConnection and guard
 	// the candidates that arrived before the remote description.
@@ -40,7 +43,7 @@ type Participant struct {
 	downs map[*DownTrack]struct{} // what this participant receives
 }
 
-func newParticipant(api *webrtc.API, room *Room, name string, events Events, log *zap.Logger) (*Participant, error) {
+func newParticipant(api *rtc.API, room *Room, name string, events Events, log *zap.Logger) (*Participant, error) {
 	p := &Participant{
 		info:              ParticipantInfo{ID: randomID(), Name: name},
 		room:              room,
@@ -52,10 +55,10 @@ func newParticipant(api *webrtc.API, room *Room, name string, events Events, log
 	}
 	p.log = log.With(zap.String("room", room.name), zap.String("participant", p.info.ID))
 	var err error
-	if p.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.pub, _, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		return nil, fmt.Errorf("publisher peer connection: %w", err)
 	}
-	if p.sub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.sub, p.bwe, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
 		_ = p.pub.Close()
 		return nil, fmt.Errorf("subscriber peer connection: %w", err)
 	}

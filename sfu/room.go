@@ -7,13 +7,14 @@ package sfu
 import (
 	"sync"
 
-	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
+
+	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 // Rooms is the server's set of rooms. A room exists while someone is in it.
 type Rooms struct {
-	api *webrtc.API
+	api *rtc.API
 	log *zap.Logger
 
 	mu     sync.Mutex
@@ -24,7 +25,7 @@ type Rooms struct {
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.
-func NewRooms(api *webrtc.API, log *zap.Logger) *Rooms {
+func NewRooms(api *rtc.API, log *zap.Logger) *Rooms {
 	return &Rooms{api: api, log: log, rooms: map[string]*Room{}}
 }
 

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -14,10 +15,13 @@ import (
 	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
+// allTemporal forwards every temporal layer.
+const allTemporal = 3
+
 // DownTrack is one published Track as one subscriber receives it. It is the
 // webrtc.TrackLocal bound to the subscriber's RTPSender: it owns the
-// subscriber's SSRC, payload type and sequence/timestamp space, and answers
-// the subscriber's RTCP.
+// subscriber's SSRC, payload type and sequence/timestamp space, picks which
+// layer of the track to forward, and answers the subscriber's RTCP.
 type DownTrack struct {
 	src        *Track
 	subscriber *Participant
@@ -30,22 +34,45 @@ type DownTrack struct {
 	ssrc     uint32
 	pt       uint8
 	rewriter *rtc.Rewriter
+	vp8      rtc.VP8Munger
+	seq      rtc.Sequencer
+	// current is the layer being forwarded, target the one wanted (-1:
+	// none, the video is paused). A switch happens at a keyframe of target.
+	current, target   int
+	temporal          uint8 // highest temporal layer forwarded
+	targetTemporal    uint8 // applied at the next base-layer frame
+	lastSent          time.Time
+	switches          int    // layer switches, for metrics
+	onChange          func() // told when current changes; set once before bind
+	maxWidth, visible int    // the subscriber's tile: max width in pixels; visible != 0
 
-	// ext backs the outgoing header's extensions so the TWCC interceptor can
-	// add its sequence number without allocating. Only the forwarding loop
-	// uses it; retransmissions have their own.
-	ext [2]rtp.Extension
+	// Per source layer, because each layer's loop writes concurrently: the
+	// payload copy whose VP8 descriptor is rewritten, and the header
+	// extensions the TWCC interceptor fills in without allocating.
+	payload [maxLayers][1500]byte
+	ext     [maxLayers][2]rtp.Extension
 }
 
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
 
 func newDownTrack(src *Track, subscriber *Participant) *DownTrack {
-	return &DownTrack{
+	d := &DownTrack{
 		src:        src,
 		subscriber: subscriber,
 		log:        subscriber.log.With(zap.String("track", src.info.ID)),
 		rewriter:   rtc.NewRewriter(uint16(rand.Uint32()), rand.Uint32()),
+		current:    -1,
+		target:     0,
+		temporal:   allTemporal,
+		visible:    1,
 	}
+	d.targetTemporal = d.temporal
+	if src.info.Kind == webrtc.RTPCodecTypeVideo {
+		// Start at the lowest layer: it is cheapest to get a keyframe for and
+		// fits any link; the allocator raises it as the estimate allows.
+		d.target, d.temporal, d.targetTemporal = 0, allTemporal, allTemporal
+	}
+	return d
 }
 
 // ID is the track id the subscriber sees (a=msid), equal to the published track's.
@@ -72,9 +99,10 @@ func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameter
 	}
 	d.mu.Lock()
 	d.writer, d.ssrc, d.pt = ctx.WriteStream(), uint32(ctx.SSRC()), uint8(codec.PayloadType)
+	target := d.target
 	d.mu.Unlock()
 	// Video starts only at a keyframe; ask for one rather than wait for the next.
-	d.src.RequestKeyframe()
+	d.src.RequestKeyframe(target)
 	return codec, nil
 }
 
@@ -86,24 +114,99 @@ func (d *DownTrack) Unbind(webrtc.TrackLocalContext) error {
 	return nil
 }
 
-// writeRTP forwards one packet of the source; it runs on the source's
-// forwarding loop. The lock covers only the rewrite, never the write.
-func (d *DownTrack) writeRTP(h *rtp.Header, payload []byte, keyframe bool) {
+// Layer returns the layer being forwarded (-1 while paused or starting) and
+// the highest temporal layer.
+func (d *DownTrack) Layer() (current int, temporal int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.current, int(d.temporal)
+}
+
+// setTarget asks for a layer (-1 pauses the video). Pausing and temporal
+// reductions take effect at once; a new spatial layer at its next keyframe.
+func (d *DownTrack) setTarget(layer int, temporal uint8) {
+	d.mu.Lock()
+	changed := false
+	if layer < 0 && d.current >= 0 {
+		d.current = -1
+		changed = true
+	}
+	d.target = layer
+	d.targetTemporal = temporal
+	if temporal < d.temporal {
+		d.temporal = temporal
+	}
+	need := layer >= 0 && layer != d.current && d.writer != nil
+	notify := d.onChange
+	d.mu.Unlock()
+	if need {
+		d.src.RequestKeyframe(layer)
+	}
+	if changed && notify != nil {
+		notify()
+	}
+}
+
+// writeRTP forwards one packet of the source; it runs on the forwarding
+// loop of the packet's layer. The lock covers only the rewrite, never the
+// network write.
+func (d *DownTrack) writeRTP(p *packet) {
+	h := p.header
 	d.mu.Lock()
 	w := d.writer
 	if w == nil {
 		d.mu.Unlock()
 		return
 	}
-	if !d.rewriter.Started() {
-		if d.src.info.Kind == webrtc.RTPCodecTypeVideo && !keyframe {
+	switched := false
+	if p.layer != d.current {
+		if p.layer != d.target || !(p.keyframe || d.src.info.Kind == webrtc.RTPCodecTypeAudio) {
+			wantKeyframe := d.target == p.layer && d.target != d.current
 			d.mu.Unlock()
-			d.src.RequestKeyframe()
+			if wantKeyframe {
+				d.src.RequestKeyframe(p.layer)
+			}
 			return
 		}
-		d.rewriter.Start(h.SequenceNumber, h.Timestamp, 0)
+		// Switch (or start) at this keyframe, a little after the last
+		// packet sent so the receiver's jitter buffer sees time move on.
+		d.rewriter.Start(h.SequenceNumber, h.Timestamp, d.timestampGap())
+		if p.isVP8 {
+			d.vp8.Start(&p.vp8)
+		}
+		d.current, d.temporal = p.layer, d.targetTemporal
+		d.switches++
+		switched = true
+	}
+	if p.isVP8 && p.vp8.HasTID {
+		// Raising the temporal layer waits for a base-layer frame: a higher
+		// layer frame may reference one that was not forwarded.
+		if p.vp8.TID == 0 && p.vp8.Start {
+			d.temporal = d.targetTemporal
+		}
+		if p.vp8.TID > d.temporal {
+			d.rewriter.Drop(h.SequenceNumber)
+			d.vp8.Drop(&p.vp8)
+			d.mu.Unlock()
+			return
+		}
 	}
 	sn, ts, ok := d.rewriter.Rewrite(h.SequenceNumber, h.Timestamp)
+	if !ok {
+		d.mu.Unlock()
+		return
+	}
+	payload := p.payload
+	sent := rtc.SentPacket{OutSN: sn, InSN: h.SequenceNumber, Layer: int8(p.layer), TS: ts}
+	if p.isVP8 {
+		sent.PictureID, sent.TL0, sent.KeyIdx = d.vp8.Rewrite(&p.vp8)
+		buf := d.payload[p.layer][:len(payload)]
+		copy(buf, payload)
+		p.vp8.Write(buf, sent.PictureID, sent.TL0, sent.KeyIdx)
+		payload = buf
+	}
+	d.seq.Push(sent)
+	d.lastSent = time.Now()
 	out := rtp.Header{
 		Version:        2,
 		Padding:        h.Padding,
@@ -112,11 +215,12 @@ func (d *DownTrack) writeRTP(h *rtp.Header, payload []byte, keyframe bool) {
 		SequenceNumber: sn,
 		Timestamp:      ts,
 		SSRC:           d.ssrc,
-		Extensions:     d.ext[:0],
+		Extensions:     d.ext[p.layer][:0],
 	}
+	notify := d.onChange
 	d.mu.Unlock()
-	if !ok {
-		return
+	if switched && notify != nil {
+		notify()
 	}
 	if n, err := w.WriteRTP(&out, payload); err != nil {
 		if !isClosed(err) {
@@ -126,6 +230,41 @@ func (d *DownTrack) writeRTP(h *rtp.Header, payload []byte, keyframe bool) {
 		d.stats.packetsOut.Add(1)
 		d.stats.bytesOut.Add(uint64(n))
 	}
+}
+
+// timestampGap is the wall-clock time since the last packet sent, in RTP
+// clock units (at least one tick), so a switch keeps time continuous.
+func (d *DownTrack) timestampGap() uint32 {
+	if d.lastSent.IsZero() {
+		return 1
+	}
+	gap := time.Since(d.lastSent).Seconds() * float64(d.src.cap.ClockRate)
+	return uint32(max(1, min(gap, float64(10*d.src.cap.ClockRate))))
+}
+
+// writePadding sends one padding-only packet of size bytes (at most 255),
+// used to probe for bandwidth; false when the track is not flowing.
+func (d *DownTrack) writePadding(size int) bool {
+	size = max(1, min(size, 255))
+	var buf [255]byte
+	buf[size-1] = byte(size)
+	var ext [2]rtp.Extension
+	d.mu.Lock()
+	w := d.writer
+	if w == nil || d.current < 0 {
+		d.mu.Unlock()
+		return false
+	}
+	sn, ts := d.rewriter.Insert()
+	d.seq.Push(rtc.SentPacket{OutSN: sn, Padding: true, TS: ts})
+	out := rtp.Header{Version: 2, Padding: true, PayloadType: d.pt, SequenceNumber: sn, Timestamp: ts,
+		SSRC: d.ssrc, Extensions: ext[:0]}
+	d.mu.Unlock()
+	n, err := w.WriteRTP(&out, buf[:size])
+	if err == nil {
+		d.stats.bytesOut.Add(uint64(n))
+	}
+	return err == nil
 }
 
 // readRTCP answers the subscriber's feedback until the sender stops.
@@ -143,7 +282,10 @@ func (d *DownTrack) readRTCP() {
 		for _, p := range pkts {
 			switch p := p.(type) {
 			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.src.RequestKeyframe()
+				d.mu.Lock()
+				layer := d.current
+				d.mu.Unlock()
+				d.src.RequestKeyframe(layer)
 			case *rtcp.TransportLayerNack:
 				d.stats.nacks.Add(1)
 				d.retransmit(p)
@@ -152,10 +294,10 @@ func (d *DownTrack) readRTCP() {
 	}
 }
 
-// retransmit resends the packets a NACK names from the source's cache,
-// rewritten exactly as they were first sent.
+// retransmit resends the packets a NACK names, exactly as first sent: the
+// same source packet from its layer's cache, the same rewritten numbers.
 func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
-	if d.src.cache == nil {
+	if d.src.info.Kind != webrtc.RTPCodecTypeVideo {
 		return
 	}
 	buf := make([]byte, 1500)
@@ -164,13 +306,17 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 	for _, pair := range nack.Nacks {
 		for _, outSN := range pair.PacketList() {
 			d.mu.Lock()
-			w := d.writer
-			inSN, ok := d.rewriter.Incoming(outSN)
+			w, ssrc, pt := d.writer, d.ssrc, d.pt
+			sent, ok := d.seq.Get(outSN)
 			d.mu.Unlock()
-			if w == nil || !ok {
+			if w == nil || !ok || sent.Padding {
 				continue
 			}
-			n := d.src.cache.Get(inSN, buf)
+			l := d.src.layer(int(sent.Layer))
+			if l == nil || l.cache == nil {
+				continue
+			}
+			n := l.cache.Get(sent.InSN, buf)
 			if n == 0 {
 				continue
 			}
@@ -178,15 +324,15 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 			if err != nil {
 				continue
 			}
-			d.mu.Lock()
-			sn, ts, ok := d.rewriter.Rewrite(h.SequenceNumber, h.Timestamp)
-			out := rtp.Header{Version: 2, Padding: h.Padding, Marker: h.Marker, PayloadType: d.pt,
-				SequenceNumber: sn, Timestamp: ts, SSRC: d.ssrc, Extensions: ext[:0]}
-			d.mu.Unlock()
-			if !ok {
-				continue
+			payload := buf[hl:n]
+			if d.src.codec == rtc.CodecVP8 {
+				if desc, ok := rtc.ParseVP8(payload); ok {
+					desc.Write(payload, sent.PictureID, sent.TL0, sent.KeyIdx)
+				}
 			}
-			if _, err := w.WriteRTP(&out, buf[hl:n]); err != nil {
+			out := rtp.Header{Version: 2, Padding: h.Padding, Marker: h.Marker, PayloadType: pt,
+				SequenceNumber: outSN, Timestamp: sent.TS, SSRC: ssrc, Extensions: ext[:0]}
+			if _, err := w.WriteRTP(&out, payload); err != nil {
 				if !isClosed(err) {
 					d.log.Debug("retransmit", zap.Error(err))
 				}

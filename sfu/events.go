@@ -34,8 +34,17 @@ type TrackInfo struct {
 	ID          string
 	Participant string
 	Kind        webrtc.RTPCodecType
-	Codec       string // MIME type, e.g. video/VP8
+	Codec       string   // MIME type, e.g. video/VP8
+	Source      string   // "camera", "microphone" or "screen"
+	Layers      []string // simulcast rids received so far, lowest first
 }
+
+// Sources of a track, as the publisher declares them.
+const (
+	SourceCamera     = "camera"
+	SourceMicrophone = "microphone"
+	SourceScreen     = "screen"
+)
 
 // JoinInfo is what a participant learns when it enters a room.
 type JoinInfo struct {
@@ -54,6 +63,14 @@ type Events interface {
 	OnParticipantLeft(ParticipantInfo)
 	OnTrackPublished(TrackInfo)
 	OnTrackUnpublished(TrackInfo)
+	// OnTrackUpdated: a published track gained a simulcast layer.
+	OnTrackUpdated(TrackInfo)
+	// OnStreamState: the layer this participant receives of a video changed,
+	// or it paused (layer "") or resumed.
+	OnStreamState(track string, paused bool, layer string)
+	// OnPublishLayers tells a publisher which layers of its track (by mid)
+	// someone needs, so it can stop encoding the others.
+	OnPublishLayers(track, mid string, active []string)
 	// OnOffer carries a subscriber offer; answer with Participant.HandleAnswer.
 	OnOffer(sdp string)
 	OnCandidate(peer Peer, c webrtc.ICECandidateInit)

@@ -34,13 +34,16 @@ type Participant struct {
 	pubMu, subMu         sync.Mutex
 	pubPending, subPend  []webrtc.ICECandidateInit
 	negotiationNeeded    chan struct{}
+	allocNeeded          chan struct{}
 	answered             chan struct{}
 	done                 chan struct{}
 	leaveOnce, closeOnce sync.Once
 	wg                   sync.WaitGroup
 
-	mu    sync.Mutex
-	downs map[*DownTrack]struct{} // what this participant receives
+	mu      sync.Mutex
+	downs   map[*DownTrack]struct{}        // what this participant receives
+	tracks  map[*webrtc.RTPReceiver]*Track // what it publishes
+	sources map[string]string              // declared source by mid
 }
 
 func newParticipant(api *rtc.API, room *Room, name string, events Events, log *zap.Logger) (*Participant, error) {
@@ -49,9 +52,12 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 		room:              room,
 		events:            events,
 		negotiationNeeded: make(chan struct{}, 1),
+		allocNeeded:       make(chan struct{}, 1),
 		answered:          make(chan struct{}, 1),
 		done:              make(chan struct{}),
 		downs:             map[*DownTrack]struct{}{},
+		tracks:            map[*webrtc.RTPReceiver]*Track{},
+		sources:           map[string]string{},
 	}
 	p.log = log.With(zap.String("room", room.name), zap.String("participant", p.info.ID))
 	var err error
@@ -85,8 +91,9 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 		_ = p.sub.Close()
 		return nil, fmt.Errorf("subscriber data channel: %w", err)
 	}
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.negotiate()
+	go p.allocateLoop()
 	return p, nil
 }
 
@@ -96,10 +103,21 @@ func (p *Participant) Info() ParticipantInfo { return p.info }
 // Leave removes the participant from its room and closes its connections.
 func (p *Participant) Leave() { p.room.leave(p, nil) }
 
-// HandleOffer applies a publisher offer and returns the answer.
-func (p *Participant) HandleOffer(sdp string) (string, error) {
+// HandleOffer applies a publisher offer and returns the answer. sources
+// declares what each transceiver (by mid) carries: camera, microphone or screen.
+func (p *Participant) HandleOffer(sdp string, sources map[string]string) (string, error) {
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
+	p.mu.Lock()
+	for mid, src := range sources {
+		switch src {
+		case SourceCamera, SourceMicrophone, SourceScreen:
+			if len(p.sources) < maxSources {
+				p.sources[mid] = src
+			}
+		}
+	}
+	p.mu.Unlock()
 	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		if p.isDone() {
 			return "", ErrClosed
@@ -174,34 +192,68 @@ func (p *Participant) addPending(pc *webrtc.PeerConnection, pending []webrtc.ICE
 	return nil
 }
 
-// onTrack runs when the client's offer added a track: publish it to the room
-// and forward it until it ends.
+// maxSources bounds what a client can make the server remember.
+const maxSources = 16
+
+// onTrack runs for each incoming stream: the first layer of a track
+// publishes it to the room, later simulcast layers join it. Each layer is
+// forwarded until it ends; the track is unpublished when the last one does.
 func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
-	info := TrackInfo{
-		ID:          randomID(),
-		Participant: p.info.ID,
-		Kind:        remote.Kind(),
-		Codec:       remote.Codec().MimeType,
+	mid := ""
+	for _, tr := range p.pub.GetTransceivers() {
+		if tr.Receiver() == receiver {
+			mid = tr.Mid()
+		}
 	}
-	t := newTrack(info, remote, p.pub.WriteRTCP, p.log.With(zap.String("track", info.ID)))
-	p.log.Info("track published", zap.String("track", info.ID), zap.String("codec", info.Codec),
-		zap.Uint32("ssrc", t.ssrc))
-	// Reading the receiver's RTCP (sender reports) keeps the report
-	// interceptor's round-trip figures right and its buffer drained.
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			if _, _, err := receiver.Read(buf); err != nil {
-				return
+	p.mu.Lock()
+	t, existed := p.tracks[receiver]
+	if !existed {
+		source := p.sources[mid]
+		if source == "" {
+			source = SourceCamera
+			if remote.Kind() == webrtc.RTPCodecTypeAudio {
+				source = SourceMicrophone
 			}
 		}
-	}()
+		info := TrackInfo{ID: randomID(), Participant: p.info.ID, Kind: remote.Kind(),
+			Codec: remote.Codec().MimeType, Source: source}
+		t = newTrack(info, mid, remote.Codec(), p.pub.WriteRTCP, p.log.With(zap.String("track", info.ID)))
+		p.tracks[receiver] = t
+	}
+	p.mu.Unlock()
+	l, ok := t.addLayer(remote)
+	if !ok {
+		p.log.Warn("ignoring stream", zap.String("rid", remote.RID()), zap.Uint32("ssrc", uint32(remote.SSRC())))
+		return
+	}
+	p.log.Info("stream published", zap.String("track", t.info.ID), zap.String("codec", t.info.Codec),
+		zap.String("source", t.info.Source), zap.String("rid", remote.RID()), zap.Uint32("ssrc", l.ssrc))
+	if !existed {
+		// Reading the receiver's RTCP (sender reports) keeps the report
+		// interceptor's round-trip figures right and its buffer drained.
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, _, err := receiver.Read(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
 	go func() {
-		if !p.room.publish(p, t) {
-			return // p left meanwhile; closing its connection ends the track
+		if !existed {
+			if !p.room.publish(p, t) {
+				return // p left meanwhile; closing its connection ends the track
+			}
+		} else {
+			p.room.updated(t)
 		}
-		t.forward()
-		p.room.unpublish(t)
+		if t.forward(l) {
+			p.room.unpublish(t)
+			p.mu.Lock()
+			delete(p.tracks, receiver)
+			p.mu.Unlock()
+		}
 	}()
 }
 

@@ -113,7 +113,7 @@ func (r *Room) join(p *Participant) {
 	tracks := make([]*Track, 0, len(r.tracks))
 	for _, t := range r.tracks {
 		tracks = append(tracks, t)
-		info.Tracks = append(info.Tracks, t.info)
+		info.Tracks = append(info.Tracks, t.Info())
 	}
 	r.participants[p.info.ID] = p
 	// Under the lock, so that no event about this room reaches p before it.
@@ -147,10 +147,30 @@ func (r *Room) publish(owner *Participant, t *Track) bool {
 	}
 	r.mu.Unlock()
 	for _, s := range subs {
-		s.events.OnTrackPublished(t.info)
+		s.events.OnTrackPublished(t.Info())
 		s.subscribe(t)
 	}
 	return true
+}
+
+// updated tells the others that t gained a layer.
+func (r *Room) updated(t *Track) {
+	r.mu.Lock()
+	if r.tracks[t.info.ID] != t {
+		r.mu.Unlock()
+		return
+	}
+	subs := make([]*Participant, 0, len(r.participants))
+	for _, o := range r.participants {
+		if o.info.ID != t.info.Participant {
+			subs = append(subs, o)
+		}
+	}
+	r.mu.Unlock()
+	info := t.Info()
+	for _, s := range subs {
+		s.events.OnTrackUpdated(info)
+	}
 }
 
 // unpublish stops forwarding t and takes it away from its subscribers.
@@ -177,7 +197,7 @@ func (r *Room) drop(t *Track, subs []*Participant) {
 	}
 	t.stats.addTo(&r.rooms.ended)
 	for _, s := range subs {
-		s.events.OnTrackUnpublished(t.info)
+		s.events.OnTrackUnpublished(t.Info())
 	}
 }
 

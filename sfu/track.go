@@ -14,60 +14,155 @@ import (
 )
 
 // keyframeInterval bounds how often a publisher is asked for a keyframe per
-// track: one PLI answers every subscriber that asked in the meantime.
+// layer: one PLI answers every subscriber that asked in the meantime.
 const keyframeInterval = 500 * time.Millisecond
 
-// Track is one media track a participant publishes. Its forwarding loop
-// reads each RTP packet once, keeps a copy for retransmissions, and writes it
-// to one DownTrack per subscriber.
+// maxLayers is the number of simulcast layers a track can have; layer 0 is
+// the lowest quality. A track without simulcast has layer 0 only.
+const maxLayers = 3
+
+// Rids the web client gives its simulcast layers, lowest first.
+var layerRIDs = [maxLayers]string{"q", "h", "f"}
+
+// nominalBitrate is what a layer is assumed to cost before it has been
+// measured (e.g. while dynacast has it switched off at the publisher).
+var nominalBitrate = [maxLayers]int{150_000, 500_000, 1_700_000}
+
+// Track is one media track a participant publishes, with one or more
+// simulcast layers. Each layer's forwarding loop reads each RTP packet once,
+// keeps a copy for retransmissions, and hands it to every DownTrack, which
+// forwards the packets of the layer its subscriber should receive.
 type Track struct {
-	info   TrackInfo
-	remote *webrtc.TrackRemote
-	codec  rtc.Codec
-	cap    webrtc.RTPCodecCapability
-	ssrc   uint32
-	// cache is nil for audio: Opus is not retransmitted.
-	cache     *rtc.PacketCache
+	info      TrackInfo // Layers is kept current under mu
+	mid       string
+	codec     rtc.Codec
+	cap       webrtc.RTPCodecCapability
 	writeRTCP func([]rtcp.Packet) error
 	log       *zap.Logger
 	stats     counters
 
-	// downs is read by the forwarding loop on every packet without a lock;
+	layers [maxLayers]atomic.Pointer[layer]
+
+	// downs is read by the forwarding loops on every packet without a lock;
 	// writers copy it under mu.
-	downs               atomic.Pointer[[]*DownTrack]
+	downs atomic.Pointer[[]*DownTrack]
+
+	mu      sync.Mutex
+	closed  bool
+	running int // forwarding loops still reading
+	// rate measurement, see rates
+	rateAt    time.Time
+	rateBytes [maxLayers][4]uint64
+	rateCache layerRates
+}
+
+// layer is one incoming RTP stream of a track (one simulcast encoding).
+type layer struct {
+	index  int
+	rid    string
+	remote *webrtc.TrackRemote
+	ssrc   uint32
+	cache  *rtc.PacketCache // nil for audio: Opus is not retransmitted
+
+	// bytes per temporal layer (index 3: packets without a TID), for the
+	// allocator's bitrate measurements.
+	bytes      [4]atomic.Uint64
+	lastPacket atomic.Int64 // unix nanoseconds
+	width      atomic.Uint32
+	height     atomic.Uint32
+	temporal   atomic.Bool // the stream carries VP8 temporal layer ids
+
 	mu                  sync.Mutex
-	closed              bool
 	lastKeyframeRequest time.Time
 	keyframeTimer       *time.Timer // a merged request waiting for its turn
 }
 
-func newTrack(info TrackInfo, remote *webrtc.TrackRemote, writeRTCP func([]rtcp.Packet) error, log *zap.Logger) *Track {
-	codec := remote.Codec()
+// packet is one incoming RTP packet as the down-tracks see it.
+type packet struct {
+	layer    int
+	header   *rtp.Header
+	payload  []byte // as received, padding included
+	keyframe bool
+	vp8      rtc.VP8Descriptor
+	isVP8    bool
+}
+
+func newTrack(info TrackInfo, mid string, codec webrtc.RTPCodecParameters, writeRTCP func([]rtcp.Packet) error, log *zap.Logger) *Track {
 	t := &Track{
 		info:      info,
-		remote:    remote,
+		mid:       mid,
 		codec:     rtc.CodecOf(codec.MimeType),
 		cap:       codec.RTPCodecCapability,
-		ssrc:      uint32(remote.SSRC()),
 		writeRTCP: writeRTCP,
 		log:       log,
-	}
-	if info.Kind == webrtc.RTPCodecTypeVideo {
-		t.cache = &rtc.PacketCache{}
 	}
 	t.downs.Store(&[]*DownTrack{})
 	return t
 }
 
 // Info describes the track for signaling.
-func (t *Track) Info() TrackInfo { return t.info }
+func (t *Track) Info() TrackInfo {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	info := t.info
+	info.Layers = append([]string(nil), t.info.Layers...)
+	return info
+}
 
-// forward is the forwarding loop. It returns when the publisher's track ends.
-func (t *Track) forward() {
+// layerIndex places a rid among the layers: the web client's q/h/f, else
+// the first free slot.
+func (t *Track) layerIndex(rid string) int {
+	for i, r := range layerRIDs {
+		if r == rid {
+			return i
+		}
+	}
+	for i := range t.layers {
+		if t.layers[i].Load() == nil {
+			return i
+		}
+	}
+	return -1
+}
+
+// addLayer registers an incoming stream; false when it cannot be placed or
+// the track is closed. The caller runs forward on the returned layer.
+func (t *Track) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := t.layerIndex(remote.RID())
+	if t.closed || i < 0 || t.layers[i].Load() != nil {
+		return nil, false
+	}
+	l := &layer{index: i, rid: remote.RID(), remote: remote, ssrc: uint32(remote.SSRC())}
+	if t.info.Kind == webrtc.RTPCodecTypeVideo {
+		l.cache = &rtc.PacketCache{}
+	}
+	t.layers[i].Store(l)
+	t.running++
+	t.info.Layers = t.info.Layers[:0]
+	for j := range t.layers {
+		if x := t.layers[j].Load(); x != nil && x.rid != "" {
+			t.info.Layers = append(t.info.Layers, x.rid)
+		}
+	}
+	return l, true
+}
+
+// forward is a layer's forwarding loop. It returns true when it was the
+// track's last running loop, i.e. the track has ended.
+func (t *Track) forward(l *layer) (last bool) {
+	defer func() {
+		t.mu.Lock()
+		t.running--
+		last = t.running == 0
+		t.mu.Unlock()
+	}()
 	buf := make([]byte, 1500)
 	var h rtp.Header
+	pkt := packet{layer: l.index, header: &h}
 	for {
-		n, _, err := t.remote.Read(buf)
+		n, _, err := l.remote.Read(buf)
 		if err != nil {
 			return
 		}
@@ -75,9 +170,8 @@ func (t *Track) forward() {
 		if err != nil {
 			continue // not RTP; one bad packet must not end the track
 		}
-		// payload keeps any padding: it is forwarded as it came.
-		payload := buf[hl:n]
-		media := payload
+		pkt.payload = buf[hl:n]
+		media := pkt.payload
 		if h.Padding && len(media) > 0 {
 			pad := int(media[len(media)-1])
 			if pad > len(media) {
@@ -87,54 +181,94 @@ func (t *Track) forward() {
 		}
 		t.stats.packetsIn.Add(1)
 		t.stats.bytesIn.Add(uint64(n))
-		if t.cache != nil {
-			t.cache.Store(h.SequenceNumber, buf[:n])
+		l.lastPacket.Store(time.Now().UnixNano())
+		if l.cache != nil {
+			l.cache.Store(h.SequenceNumber, buf[:n])
 		}
-		keyframe := rtc.IsKeyframeStart(t.codec, media)
+		pkt.isVP8 = false
+		tid := 3
+		if t.codec == rtc.CodecVP8 && len(media) > 0 {
+			pkt.vp8, pkt.isVP8 = rtc.ParseVP8(media)
+			pkt.keyframe = pkt.isVP8 && pkt.vp8.Keyframe
+			if pkt.isVP8 && pkt.vp8.HasTID {
+				tid = int(pkt.vp8.TID)
+				l.temporal.Store(true)
+			}
+			if pkt.keyframe {
+				l.readDimensions(media[pkt.vp8.Size:])
+			}
+		} else {
+			pkt.keyframe = rtc.IsKeyframeStart(t.codec, media)
+		}
+		l.bytes[min(tid, 3)].Add(uint64(n))
 		for _, d := range *t.downs.Load() {
-			d.writeRTP(&h, payload, keyframe)
+			d.writeRTP(&pkt)
 		}
 	}
 }
 
-// RequestKeyframe asks the publisher for a keyframe. Requests within
-// keyframeInterval of the last one are merged into one sent when the
+// readDimensions reads the frame size from a VP8 keyframe header (RFC 6386
+// section 9.1): 3-byte frame tag, start code 9d 01 2a, 14-bit width and height.
+func (l *layer) readDimensions(frame []byte) {
+	if len(frame) < 10 || frame[3] != 0x9d || frame[4] != 0x01 || frame[5] != 0x2a {
+		return
+	}
+	l.width.Store(uint32(frame[6]) | uint32(frame[7]&0x3f)<<8)
+	l.height.Store(uint32(frame[8]) | uint32(frame[9]&0x3f)<<8)
+}
+
+// layer returns layer i, or nil.
+func (t *Track) layer(i int) *layer {
+	if i < 0 || i >= maxLayers {
+		return nil
+	}
+	return t.layers[i].Load()
+}
+
+// RequestKeyframe asks the publisher for a keyframe on one layer. Requests
+// within keyframeInterval of the last one are merged into one sent when the
 // interval ends, so a subscriber that asks just after another still gets
 // its keyframe promptly and the publisher is never flooded.
-func (t *Track) RequestKeyframe() {
-	if t.info.Kind != webrtc.RTPCodecTypeVideo {
+func (t *Track) RequestKeyframe(layer int) {
+	l := t.layer(layer)
+	if t.info.Kind != webrtc.RTPCodecTypeVideo || l == nil {
 		return
 	}
-	t.mu.Lock()
-	if t.closed || t.keyframeTimer != nil {
-		t.mu.Unlock()
+	l.mu.Lock()
+	if l.keyframeTimer != nil {
+		l.mu.Unlock()
 		return // one is already due
 	}
-	wait := time.Until(t.lastKeyframeRequest.Add(keyframeInterval))
+	wait := time.Until(l.lastKeyframeRequest.Add(keyframeInterval))
 	if wait > 0 {
-		t.keyframeTimer = time.AfterFunc(wait, func() {
-			t.mu.Lock()
-			t.keyframeTimer = nil
-			t.lastKeyframeRequest = time.Now()
-			closed := t.closed
-			t.mu.Unlock()
-			if !closed {
-				t.sendPLI()
+		l.keyframeTimer = time.AfterFunc(wait, func() {
+			l.mu.Lock()
+			l.keyframeTimer = nil
+			l.lastKeyframeRequest = time.Now()
+			l.mu.Unlock()
+			if !t.isClosed() {
+				t.sendPLI(l)
 			}
 		})
-		t.mu.Unlock()
+		l.mu.Unlock()
 		return
 	}
-	t.lastKeyframeRequest = time.Now()
-	t.mu.Unlock()
-	t.sendPLI()
+	l.lastKeyframeRequest = time.Now()
+	l.mu.Unlock()
+	t.sendPLI(l)
 }
 
-func (t *Track) sendPLI() {
+func (t *Track) sendPLI(l *layer) {
 	t.stats.keyframeRequests.Add(1)
-	if err := t.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: t.ssrc}}); err != nil {
+	if err := t.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err != nil {
 		t.log.Debug("keyframe request failed", zap.Error(err))
 	}
+}
+
+func (t *Track) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed
 }
 
 // addDownTrack starts forwarding to d; it returns false once the track is closed.
@@ -168,15 +302,24 @@ func (t *Track) removeDownTrack(d *DownTrack) {
 	}
 }
 
+// downTracks returns the current subscribers' down-tracks.
+func (t *Track) downTracks() []*DownTrack { return *t.downs.Load() }
+
 // close stops new subscriptions and returns the down-tracks that were
 // forwarding, for their subscribers to remove.
 func (t *Track) close() []*DownTrack {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.closed = true
-	if t.keyframeTimer != nil {
-		t.keyframeTimer.Stop()
-		t.keyframeTimer = nil
+	for i := range t.layers {
+		if l := t.layers[i].Load(); l != nil {
+			l.mu.Lock()
+			if l.keyframeTimer != nil {
+				l.keyframeTimer.Stop()
+				l.keyframeTimer = nil
+			}
+			l.mu.Unlock()
+		}
 	}
 	downs := *t.downs.Load()
 	t.downs.Store(&[]*DownTrack{})

@@ -22,6 +22,10 @@ const (
 	TypeParticipantLeft   = "participant-left"
 	TypeTrackPublished    = "track-published"
 	TypeTrackUnpublished  = "track-unpublished"
+	TypeTrackUpdated      = "track-updated"
+	TypeTrackSettings     = "track-settings"
+	TypeStreamState       = "stream-state"
+	TypePublishLayers     = "publish-layers"
 	TypeOffer             = "offer"
 	TypeAnswer            = "answer"
 	TypeCandidate         = "candidate"
@@ -56,6 +60,7 @@ const (
 	MaxMessageSize   = 64 << 10
 	maxNameLength    = 64
 	maxCandidateSize = 1024
+	maxSources       = 16
 )
 
 // Error is a protocol error: it becomes an "error" message to the client.
@@ -78,6 +83,12 @@ type Message struct {
 	Target    string                   `json:"target,omitempty"`
 	SDP       string                   `json:"sdp,omitempty"`
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
+	// Sources maps publisher mids to "camera", "microphone" or "screen".
+	Sources map[string]string `json:"sources,omitempty"`
+	// Track, Width and Height are a track-settings report.
+	Track  string `json:"trackId,omitempty"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
 }
 
 var roomPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
@@ -114,6 +125,9 @@ func Decode(data []byte) (Message, *Error) {
 		if m.SDP == "" {
 			return m, errorf(CodeBadMessage, `field "sdp": missing`)
 		}
+		if len(m.Sources) > maxSources {
+			return m, errorf(CodeBadMessage, `field "sources": more than %d entries`, maxSources)
+		}
 	case TypeCandidate:
 		if m.Target != TargetPublisher && m.Target != TargetSubscriber {
 			return m, errorf(CodeBadMessage, `field "target": must be "publisher" or "subscriber"`)
@@ -123,6 +137,13 @@ func Decode(data []byte) (Message, *Error) {
 		}
 		if len(m.Candidate.Candidate) > maxCandidateSize {
 			return m, errorf(CodeBadMessage, `field "candidate": longer than %d bytes`, maxCandidateSize)
+		}
+	case TypeTrackSettings:
+		if m.Track == "" || len(m.Track) > 64 {
+			return m, errorf(CodeBadMessage, `field "trackId": missing or too long`)
+		}
+		if m.Width < 0 || m.Height < 0 || m.Width > 16384 || m.Height > 16384 {
+			return m, errorf(CodeBadMessage, `fields "width" and "height": must be 0-16384`)
 		}
 	case TypeLeave, TypePing:
 	case "":
@@ -162,10 +183,12 @@ type participantJSON struct {
 }
 
 type trackJSON struct {
-	ID          string `json:"id"`
-	Participant string `json:"participant"`
-	Kind        string `json:"kind"`
-	Codec       string `json:"codec"`
+	ID          string   `json:"id"`
+	Participant string   `json:"participant"`
+	Kind        string   `json:"kind"`
+	Codec       string   `json:"codec"`
+	Source      string   `json:"source"`
+	Layers      []string `json:"layers"`
 }
 
 type joinedMsg struct {

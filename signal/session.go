@@ -266,7 +266,7 @@ func (s *session) handle(m Message) (perr *Error) {
 	}
 	switch m.Type {
 	case TypeOffer:
-		answer, err := p.HandleOffer(m.SDP)
+		answer, err := p.HandleOffer(m.SDP, m.Sources)
 		if err != nil {
 			return sfuError(err)
 		}
@@ -283,6 +283,8 @@ func (s *session) handle(m Message) (perr *Error) {
 		if err := p.AddCandidate(peer, *m.Candidate); err != nil {
 			return sfuError(err)
 		}
+	case TypeTrackSettings:
+		p.SetTrackSettings(m.Track, m.Width, m.Height)
 	case TypeLeave:
 		p.Leave()
 		s.participant = nil
@@ -370,5 +372,10 @@ func participant(p sfu.ParticipantInfo) participantJSON {
 }
 
 func track(t sfu.TrackInfo) trackJSON {
-	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind.String(), Codec: t.Codec}
+	layers := t.Layers
+	if layers == nil {
+		layers = []string{}
+	}
+	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind.String(), Codec: t.Codec,
+		Source: t.Source, Layers: layers}
 }

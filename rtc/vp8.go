@@ -1,0 +1,176 @@
+package rtc
+
+// VP8Descriptor holds the fields of a VP8 payload descriptor (RFC 7741
+// section 4.2) that a forwarder reads or rewrites, and where they are.
+type VP8Descriptor struct {
+	// Start is set on the first packet of a frame (S=1, partition 0).
+	Start bool
+	// Keyframe is set on the first packet of a keyframe.
+	Keyframe bool
+
+	PictureID   uint16
+	TL0PICIDX   uint8
+	TID         uint8
+	LayerSync   bool // Y: this frame depends only on TL0 frames
+	KeyIdx      uint8
+	HasPicture  bool
+	HasTL0      bool
+	HasTID      bool
+	HasKeyIdx   bool
+	WidePicture bool // 15-bit PictureID (M=1)
+
+	// Offsets of the fields in the payload, for rewriting in place.
+	picOff, tl0Off, tkOff int
+	// Size is the descriptor's length in bytes.
+	Size int
+}
+
+// ParseVP8 reads a VP8 payload descriptor; ok is false when the payload is
+// too short to hold the descriptor it announces.
+func ParseVP8(p []byte) (d VP8Descriptor, ok bool) {
+	if len(p) < 1 {
+		return d, false
+	}
+	d.Start = p[0]&0x10 != 0 && p[0]&0x07 == 0
+	i := 1
+	if p[0]&0x80 != 0 {
+		if len(p) < 2 {
+			return d, false
+		}
+		x := p[1]
+		i = 2
+		if x&0x80 != 0 {
+			if len(p) <= i {
+				return d, false
+			}
+			d.HasPicture, d.picOff = true, i
+			if p[i]&0x80 != 0 {
+				if len(p) <= i+1 {
+					return d, false
+				}
+				d.WidePicture = true
+				d.PictureID = uint16(p[i]&0x7f)<<8 | uint16(p[i+1])
+				i += 2
+			} else {
+				d.PictureID = uint16(p[i])
+				i++
+			}
+		}
+		if x&0x40 != 0 {
+			if len(p) <= i {
+				return d, false
+			}
+			d.HasTL0, d.tl0Off, d.TL0PICIDX = true, i, p[i]
+			i++
+		}
+		if x&0x30 != 0 {
+			if len(p) <= i {
+				return d, false
+			}
+			d.tkOff = i
+			if x&0x20 != 0 {
+				d.HasTID = true
+				d.TID = p[i] >> 6
+				d.LayerSync = p[i]&0x20 != 0
+			}
+			if x&0x10 != 0 {
+				d.HasKeyIdx = true
+				d.KeyIdx = p[i] & 0x1f
+			}
+			i++
+		}
+	}
+	d.Size = i
+	d.Keyframe = d.Start && len(p) > i && p[i]&0x01 == 0
+	return d, true
+}
+
+// Write stores new PictureID, TL0PICIDX and KEYIDX into payload p, which
+// must be the payload d was parsed from (or a copy of it).
+func (d *VP8Descriptor) Write(p []byte, pictureID uint16, tl0 uint8, keyIdx uint8) {
+	if d.HasPicture {
+		if d.WidePicture {
+			p[d.picOff] = 0x80 | byte(pictureID>>8)&0x7f
+			p[d.picOff+1] = byte(pictureID)
+		} else {
+			p[d.picOff] = byte(pictureID) & 0x7f
+		}
+	}
+	if d.HasTL0 {
+		p[d.tl0Off] = tl0
+	}
+	if d.HasKeyIdx {
+		p[d.tkOff] = p[d.tkOff]&0xe0 | keyIdx&0x1f
+	}
+}
+
+// VP8Munger keeps one subscriber's PictureID, TL0PICIDX and KEYIDX
+// continuous while the server switches it between simulcast layers (each
+// with its own numbering) and drops temporal layers: a decoder that sees a
+// gap in PictureIDs assumes a lost frame and asks for a keyframe.
+//
+// It is not safe for concurrent use; the down-track guards it.
+type VP8Munger struct {
+	started   bool
+	picOffset uint16 // out = in + picOffset (mod 2^15)
+	tl0Offset uint8
+	keyOffset uint8
+	lastPic   uint16 // last PictureID sent
+	lastTL0   uint8
+	lastKey   uint8
+	// dropped is the last input picture dropped, so a frame's several
+	// packets shift the numbering only once.
+	dropped     uint16
+	haveDropped bool
+}
+
+const picMask = 0x7fff
+
+// Start maps the picture d (the first packet of a keyframe of the new
+// source) to the picture after the last one sent.
+func (m *VP8Munger) Start(d *VP8Descriptor) {
+	if !m.started {
+		m.started = true
+		m.lastPic, m.lastTL0, m.lastKey = d.PictureID-1, d.TL0PICIDX-1, d.KeyIdx-1
+	}
+	m.picOffset = (m.lastPic + 1 - d.PictureID) & picMask
+	m.tl0Offset = m.lastTL0 + 1 - d.TL0PICIDX
+	m.keyOffset = m.lastKey + 1 - d.KeyIdx
+	m.haveDropped = false
+}
+
+// Drop accounts for a packet that is not forwarded (a dropped temporal
+// layer): the pictures after it move down by one.
+func (m *VP8Munger) Drop(d *VP8Descriptor) {
+	if !m.started || !d.HasPicture || (m.haveDropped && m.dropped == d.PictureID) {
+		return
+	}
+	// Only a picture newer than the last sent one shifts the numbering; a
+	// late packet of an older picture changes nothing.
+	if out := (d.PictureID + m.picOffset) & picMask; int16((out-m.lastPic)<<1) <= 0 {
+		return
+	}
+	m.dropped, m.haveDropped = d.PictureID, true
+	m.picOffset = (m.picOffset - 1) & picMask
+}
+
+// Rewrite returns the outgoing PictureID, TL0PICIDX and KEYIDX for d.
+func (m *VP8Munger) Rewrite(d *VP8Descriptor) (pic uint16, tl0 uint8, keyIdx uint8) {
+	pic = (d.PictureID + m.picOffset) & picMask
+	if !d.WidePicture {
+		pic &= 0x7f
+	}
+	tl0 = d.TL0PICIDX + m.tl0Offset
+	keyIdx = (d.KeyIdx + m.keyOffset) & 0x1f
+	// 15-bit serial comparison: shift into the top of an int16.
+	if int16((pic-m.lastPic)<<1) > 0 || !d.WidePicture {
+		m.lastPic = pic
+	}
+	if d.HasTL0 && int8(tl0-m.lastTL0) > 0 {
+		m.lastTL0 = tl0
+	}
+	if d.HasKeyIdx {
+		m.lastKey = keyIdx
+	}
+	return pic, tl0, keyIdx
+}

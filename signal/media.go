@@ -1,0 +1,34 @@
+package signal
+
+import "github.com/switchboard-sfu/switchboard/sfu"
+
+// The sfu.Events of simulcast and bandwidth management.
+
+type streamStateMsg struct {
+	Type   string `json:"type"`
+	Track  string `json:"trackId"`
+	Paused bool   `json:"paused"`
+	Layer  string `json:"layer"`
+}
+
+type publishLayersMsg struct {
+	Type   string   `json:"type"`
+	Track  string   `json:"trackId"`
+	Mid    string   `json:"mid"`
+	Active []string `json:"active"`
+}
+
+func (s *session) OnTrackUpdated(t sfu.TrackInfo) {
+	s.send(trackMsg{Type: TypeTrackUpdated, Track: track(t)})
+}
+
+func (s *session) OnStreamState(trackID string, paused bool, layer string) {
+	s.send(streamStateMsg{Type: TypeStreamState, Track: trackID, Paused: paused, Layer: layer})
+}
+
+func (s *session) OnPublishLayers(trackID, mid string, active []string) {
+	if active == nil {
+		active = []string{}
+	}
+	s.send(publishLayersMsg{Type: TypePublishLayers, Track: trackID, Mid: mid, Active: active})
+}

@@ -112,6 +112,8 @@ type session struct {
 	quit        chan struct{}
 	closeCode   websocket.StatusCode
 	closeReason string
+	// closeNow skips the close handshake: the peer is not answering.
+	closeNow bool
 }
 
 func (s *session) run() {
@@ -149,6 +151,10 @@ func (s *session) writeLoop() {
 				s.shutdown(websocket.StatusInternalError, "write failed")
 			}
 		case <-s.quit:
+			if s.closeNow {
+				_ = s.conn.CloseNow()
+				return
+			}
 			for len(s.out) > 0 && write(<-s.out) {
 			}
 			_ = s.conn.Close(s.closeCode, s.closeReason)
@@ -171,7 +177,12 @@ func (s *session) pingLoop() {
 		cancel()
 		if err != nil {
 			s.log.Info("client gone: no ping answer", zap.Error(err))
-			s.shutdown(websocket.StatusGoingAway, "ping timeout")
+			s.quitOnce.Do(func() {
+				// A close handshake with a peer that does not answer would
+				// only keep its participant in the room for 5 s more.
+				s.closeNow = true
+				close(s.quit)
+			})
 			return
 		}
 	}

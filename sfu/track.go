@@ -166,44 +166,52 @@ func (t *Track) forward(l *layer) (last bool) {
 		if err != nil {
 			return
 		}
-		hl, err := h.Unmarshal(buf[:n])
-		if err != nil {
-			continue // not RTP; one bad packet must not end the track
+		t.route(l, buf[:n], &pkt)
+	}
+}
+
+// route is the per-packet work of the forwarding loop: parse once, cache,
+// classify, and hand the packet to every down-track. pkt is the loop's
+// reusable packet whose header it fills.
+func (t *Track) route(l *layer, raw []byte, pkt *packet) {
+	h := pkt.header
+	hl, err := h.Unmarshal(raw)
+	if err != nil {
+		return // not RTP; one bad packet must not end the track
+	}
+	pkt.payload = raw[hl:]
+	media := pkt.payload
+	if h.Padding && len(media) > 0 {
+		pad := int(media[len(media)-1])
+		if pad > len(media) {
+			return
 		}
-		pkt.payload = buf[hl:n]
-		media := pkt.payload
-		if h.Padding && len(media) > 0 {
-			pad := int(media[len(media)-1])
-			if pad > len(media) {
-				continue
-			}
-			media = media[:len(media)-pad]
+		media = media[:len(media)-pad]
+	}
+	t.stats.packetsIn.Add(1)
+	t.stats.bytesIn.Add(uint64(len(raw)))
+	l.lastPacket.Store(time.Now().UnixNano())
+	if l.cache != nil {
+		l.cache.Store(h.SequenceNumber, raw)
+	}
+	pkt.isVP8 = false
+	tid := 3
+	if t.codec == rtc.CodecVP8 && len(media) > 0 {
+		pkt.vp8, pkt.isVP8 = rtc.ParseVP8(media)
+		pkt.keyframe = pkt.isVP8 && pkt.vp8.Keyframe
+		if pkt.isVP8 && pkt.vp8.HasTID {
+			tid = int(pkt.vp8.TID)
+			l.temporal.Store(true)
 		}
-		t.stats.packetsIn.Add(1)
-		t.stats.bytesIn.Add(uint64(n))
-		l.lastPacket.Store(time.Now().UnixNano())
-		if l.cache != nil {
-			l.cache.Store(h.SequenceNumber, buf[:n])
+		if pkt.keyframe {
+			l.readDimensions(media[pkt.vp8.Size:])
 		}
-		pkt.isVP8 = false
-		tid := 3
-		if t.codec == rtc.CodecVP8 && len(media) > 0 {
-			pkt.vp8, pkt.isVP8 = rtc.ParseVP8(media)
-			pkt.keyframe = pkt.isVP8 && pkt.vp8.Keyframe
-			if pkt.isVP8 && pkt.vp8.HasTID {
-				tid = int(pkt.vp8.TID)
-				l.temporal.Store(true)
-			}
-			if pkt.keyframe {
-				l.readDimensions(media[pkt.vp8.Size:])
-			}
-		} else {
-			pkt.keyframe = rtc.IsKeyframeStart(t.codec, media)
-		}
-		l.bytes[min(tid, 3)].Add(uint64(n))
-		for _, d := range *t.downs.Load() {
-			d.writeRTP(&pkt)
-		}
+	} else {
+		pkt.keyframe = rtc.IsKeyframeStart(t.codec, media)
+	}
+	l.bytes[min(tid, 3)].Add(uint64(len(raw)))
+	for _, d := range *t.downs.Load() {
+		d.writeRTP(pkt)
 	}
 }
 

@@ -9,17 +9,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
-
-	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 // Options configure a client.
@@ -27,23 +26,18 @@ type Options struct {
 	// Publish sends synthetic audio and video; false makes a viewer.
 	Publish bool
 	// VideoBitrate in bit/s (default 500k) and FPS (default 30) of the
-	// synthetic video.
+	// synthetic video; with Simulcast, of its full layer.
 	VideoBitrate int
 	FPS          int
 	// KeyframeInterval between unrequested keyframes (default 2 s).
 	KeyframeInterval time.Duration
-}
-
-// Received counts what arrived on one subscribed track.
-type Received struct {
-	Participant string
-	Kind        string
-	Packets     atomic.Int64
-	Bytes       atomic.Int64
-	Keyframes   atomic.Int64
-	// FirstAt is when the first packet arrived (unix nanoseconds).
-	FirstAt atomic.Int64
-	Ended   atomic.Bool
+	// Simulcast publishes the video as three layers with rids q, h and f at
+	// a sixteenth, a quarter and all of VideoBitrate, as a browser does.
+	Simulcast bool
+	// Drop discards this fraction of the received packets after the
+	// interceptors saw them and before they are counted: a known impairment
+	// for testing the measurements.
+	Drop float64
 }
 
 // Message is a signaling message as the client sees it.
@@ -83,9 +77,11 @@ type Client struct {
 	opts     Options
 	ws       *websocket.Conn
 	pub, sub *webrtc.PeerConnection
-	video    *webrtc.TrackLocalStaticRTP
+	video    []*layer // one per simulcast layer
 	audio    *webrtc.TrackLocalStaticRTP
 	keyframe atomic.Bool // a keyframe was asked for
+
+	pubUp, subUp chan struct{} // closed when each PeerConnection first connects
 
 	// Messages gets every server message except SDP and candidates, for tests
 	// to wait on; it is never closed, and overflow is dropped.
@@ -102,9 +98,23 @@ type Client struct {
 	wg     sync.WaitGroup
 }
 
-// NewAPI returns the Pion API clients use: default codecs and interceptors,
-// loopback candidates on (clients run on the server's machine).
-func NewAPI() (*webrtc.API, error) {
+// APIOption changes the API that NewAPI builds.
+type APIOption func(*webrtc.SettingEngine)
+
+// LoopbackOnly gathers only loopback ICE candidates and never queries mDNS,
+// so that a client on the server's host sends nothing off the machine.
+func LoopbackOnly() APIOption {
+	return func(se *webrtc.SettingEngine) {
+		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	}
+}
+
+// NewAPI returns the Pion API clients use: default codecs and interceptors
+// (NACK, RTCP reports, TWCC feedback, as a browser answers), TWCC sequence
+// numbers on what they send, loopback candidates on (clients run on the
+// server's machine).
+func NewAPI(opts ...APIOption) (*webrtc.API, error) {
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
@@ -113,8 +123,14 @@ func NewAPI() (*webrtc.API, error) {
 	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
 		return nil, err
 	}
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+		return nil, err
+	}
 	se := webrtc.SettingEngine{}
 	se.SetIncludeLoopbackCandidate(true)
+	for _, o := range opts {
+		o(&se)
+	}
 	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
 }
 
@@ -134,7 +150,8 @@ func Join(ctx context.Context, api *webrtc.API, wsURL, room, name string, opts O
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{opts: opts, ws: ws, Messages: make(chan Message, 256), received: map[string]*Received{}}
+	c := &Client{opts: opts, ws: ws, Messages: make(chan Message, 256), received: map[string]*Received{},
+		pubUp: make(chan struct{}), subUp: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.setup(ctx, api, room, name); err != nil {
 		c.Close()
@@ -156,6 +173,16 @@ func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) 
 			if cand != nil {
 				init := cand.ToJSON()
 				_ = c.Send(Message{Type: "candidate", Target: target, Candidate: &init})
+			}
+		})
+		up := c.pubUp
+		if target == "subscriber" {
+			up = c.subUp
+		}
+		var once sync.Once
+		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+			if s == webrtc.PeerConnectionStateConnected {
+				once.Do(func() { close(up) })
 			}
 		})
 	}
@@ -182,22 +209,29 @@ func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) 
 
 func (c *Client) publish() error {
 	var err error
-	c.video, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "synthetic")
-	if err != nil {
-		return err
-	}
 	c.audio, err = webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "synthetic")
 	if err != nil {
 		return err
 	}
-	for _, t := range []*webrtc.TrackLocalStaticRTP{c.video, c.audio} {
-		sender, err := c.pub.AddTransceiverFromTrack(t, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
-		if err != nil {
+	if c.video, err = newLayers(c.opts); err != nil {
+		return err
+	}
+	video, err := c.pub.AddTransceiverFromTrack(c.video[0].track, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return err
+	}
+	for _, l := range c.video[1:] {
+		if err := video.Sender().AddEncoding(l.track); err != nil {
 			return err
 		}
-		c.wg.Add(1)
-		go c.readPublisherRTCP(sender.Sender())
 	}
+	audio, err := c.pub.AddTransceiverFromTrack(c.audio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendonly})
+	if err != nil {
+		return err
+	}
+	c.wg.Add(2)
+	go c.readPublisherRTCP(video.Sender(), c.video)
+	go c.readPublisherRTCP(audio.Sender(), nil)
 	offer, err := c.pub.CreateOffer(nil)
 	if err != nil {
 		return err
@@ -209,10 +243,18 @@ func (c *Client) publish() error {
 		return err
 	}
 	c.wg.Add(2)
-	go c.sendVideo()
+	go c.sendVideo(video)
 	go c.sendAudio()
 	return nil
 }
+
+// PublisherConnected is closed once the publisher PeerConnection is
+// connected (never, for a viewer).
+func (c *Client) PublisherConnected() <-chan struct{} { return c.pubUp }
+
+// SubscriberConnected is closed once the subscriber PeerConnection is
+// connected.
+func (c *Client) SubscriberConnected() <-chan struct{} { return c.subUp }
 
 // Send writes a message.
 func (c *Client) Send(m Message) error {
@@ -294,30 +336,6 @@ func (c *Client) deliver(m Message) {
 	}
 }
 
-func (c *Client) onTrack(t *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-	r := &Received{Participant: t.StreamID(), Kind: t.Kind().String()}
-	c.mu.Lock()
-	c.received[t.ID()] = r
-	c.mu.Unlock()
-	codec := rtc.CodecOf(t.Codec().MimeType)
-	buf := make([]byte, 1500)
-	var h rtp.Header
-	for {
-		n, _, err := t.Read(buf)
-		if err != nil {
-			r.Ended.Store(true)
-			return
-		}
-		if r.Packets.Add(1) == 1 {
-			r.FirstAt.Store(time.Now().UnixNano())
-		}
-		r.Bytes.Add(int64(n))
-		if hl, err := h.Unmarshal(buf[:n]); err == nil && rtc.IsKeyframeStart(codec, buf[hl:n]) {
-			r.Keyframes.Add(1)
-		}
-	}
-}
-
 // Received returns what arrived so far, by track id.
 func (c *Client) Received() map[string]*Received {
 	c.mu.Lock()
@@ -329,11 +347,34 @@ func (c *Client) Received() map[string]*Received {
 	return out
 }
 
-func (c *Client) readPublisherRTCP(s *webrtc.RTPSender) {
+// readPublisherRTCP reads a sender's feedback, for the interceptors (NACK
+// responder, reports) and for keyframe requests. Simulcast feedback arrives
+// per layer.
+func (c *Client) readPublisherRTCP(s *webrtc.RTPSender, layers []*layer) {
 	defer c.wg.Done()
+	if len(layers) <= 1 {
+		c.readRTCP(func(b []byte) (int, error) {
+			n, _, err := s.Read(b)
+			return n, err
+		})
+		return
+	}
+	var wg sync.WaitGroup
+	for _, l := range layers {
+		wg.Go(func() {
+			c.readRTCP(func(b []byte) (int, error) {
+				n, _, err := s.ReadSimulcast(b, l.rid)
+				return n, err
+			})
+		})
+	}
+	wg.Wait()
+}
+
+func (c *Client) readRTCP(read func([]byte) (int, error)) {
 	buf := make([]byte, 1500)
 	for {
-		n, _, err := s.Read(buf)
+		n, err := read(buf)
 		if err != nil {
 			return
 		}

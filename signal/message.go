@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -154,23 +155,30 @@ func Decode(data []byte) (Message, *Error) {
 	return m, nil
 }
 
+// validName accepts printable text plus the invisible characters real names
+// use (the emoji joiner U+200D, no-break spaces), but no control or format
+// characters such as bidi overrides, which could disguise a name.
 func validName(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
 	n := 0
 	for _, r := range s {
-		if !unicode.IsPrint(r) {
+		if !unicode.IsPrint(r) && r != '\u200d' && r != '\u00a0' && r != '\u202f' {
 			return false
 		}
 		n++
 	}
-	return n >= 1 && n <= maxNameLength
+	return n >= 1 && n <= maxNameLength && strings.TrimSpace(s) != ""
 }
 
+// truncate shortens s to at most n bytes without splitting a character.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "…"
 }

@@ -31,8 +31,10 @@ type Options struct {
 	FPS          int
 	// KeyframeInterval between unrequested keyframes (default 2 s).
 	KeyframeInterval time.Duration
-	// Simulcast publishes the video as three layers with rids q, h and f at
-	// a sixteenth, a quarter and all of VideoBitrate, as a browser does.
+	// Simulcast publishes the video as the web client does: three layers
+	// with rids q, h and f (320x180, 640x360, 1280x720) at a tenth, three
+	// tenths and all of VideoBitrate, each with L1T3 temporal layers; the
+	// client follows the server's publish-layers.
 	Simulcast bool
 	// Drop discards this fraction of the received packets after the
 	// interceptors saw them and before they are counted: a known impairment
@@ -54,6 +56,10 @@ type Message struct {
 	Participant  *Participant             `json:"participant,omitempty"`
 	Participants []Participant            `json:"participants,omitempty"`
 	Track        *Track                   `json:"track,omitempty"`
+	// publish-layers
+	TrackID string   `json:"trackId,omitempty"`
+	Mid     string   `json:"mid,omitempty"`
+	Active  []string `json:"active,omitempty"`
 }
 
 // Participant as in the protocol.
@@ -78,6 +84,7 @@ type Client struct {
 	ws       *websocket.Conn
 	pub, sub *webrtc.PeerConnection
 	video    []*layer // one per simulcast layer
+	videoMid atomic.Pointer[string]
 	audio    *webrtc.TrackLocalStaticRTP
 	keyframe atomic.Bool // a keyframe was asked for
 
@@ -239,6 +246,8 @@ func (c *Client) publish() error {
 	if err := c.pub.SetLocalDescription(offer); err != nil {
 		return err
 	}
+	mid := video.Mid()
+	c.videoMid.Store(&mid)
 	if err := c.Send(Message{Type: "offer", Target: "publisher", SDP: offer.SDP}); err != nil {
 		return err
 	}
@@ -289,6 +298,11 @@ func (c *Client) readLoop() {
 			}
 		case m.Type == "offer" && m.Target == "subscriber":
 			c.answer(m.SDP)
+		case m.Type == "publish-layers":
+			if mid := c.videoMid.Load(); mid != nil && m.Mid == *mid {
+				c.setActive(m.Active)
+			}
+			c.deliver(m)
 		case m.Type == "candidate" && m.Candidate != nil:
 			pc, q := c.pub, &c.pubCands
 			if m.Target == "subscriber" {

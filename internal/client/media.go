@@ -2,6 +2,8 @@ package client
 
 import (
 	"math/rand/v2"
+	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/rtp"
@@ -14,11 +16,22 @@ import (
 const maxPayload = 1100
 
 const (
-	vp8DescriptorLen = 4  // X=1, I=1 with a 15-bit PictureID
-	vp8KeyHeaderLen  = 10 // frame tag, start code, width and height
+	// The descriptor: X=1, I=1 with a 15-bit PictureID, and with temporal
+	// layers L=1 and T=1 (TL0PICIDX, then TID/Y/KEYIDX).
+	vp8DescriptorLen         = 4
+	vp8TemporalDescriptorLen = 6
+	maxDescriptorLen         = vp8TemporalDescriptorLen
+	vp8KeyHeaderLen          = 10 // frame tag, start code, width and height
 	// minVideoData keeps the frame header and the send stamp apart.
 	minVideoData = vp8KeyHeaderLen + stampLen
 )
+
+// temporalPattern is L1T3's temporal layer id per frame, and whether the
+// frame depends on TL0 frames only (Y).
+var temporalPattern = [4]struct {
+	tid  uint8
+	sync bool
+}{{0, false}, {2, true}, {1, true}, {2, false}}
 
 // layer is one encoding of the synthetic video: its own track (and rid when
 // simulcast), sequence numbers, timestamps and PictureIDs.
@@ -27,25 +40,34 @@ type layer struct {
 	rid           string
 	bitrate       int
 	width, height int
+	temporal      bool // L1T3 temporal layer ids in the descriptor
+	// active is cleared when the server says nobody needs the layer
+	// (publish-layers); the layer then sends nothing.
+	active atomic.Bool
 
+	tsStep    uint32 // RTP timestamp units per frame
 	sn        uint16
 	ts        uint32
 	pictureID uint16
+	tl0       uint8
+	frame     int // frames sent, for the temporal pattern
 	// ext carries the mid and rid header extensions of a simulcast layer, as
 	// a browser sends them, once the negotiation fixed their ids.
 	ext []rtp.Extension
 }
 
-// newLayers returns the video encodings opts ask for: one, or q, h and f.
+// newLayers returns the video encodings opts ask for: one, or q, h and f
+// with L1T3 temporal layers, as the web client publishes them.
 func newLayers(opts Options) ([]*layer, error) {
 	type spec struct {
-		rid     string
-		divisor int
-		w, h    int
+		rid      string
+		num, den int // share of VideoBitrate
+		w, h     int
+		temporal bool
 	}
-	specs := []spec{{"", 1, 640, 480}}
+	specs := []spec{{"", 1, 1, 1280, 720, false}}
 	if opts.Simulcast {
-		specs = []spec{{"q", 16, 160, 120}, {"h", 4, 320, 240}, {"f", 1, 640, 480}}
+		specs = []spec{{"q", 1, 10, 320, 180, true}, {"h", 3, 10, 640, 360, true}, {"f", 1, 1, 1280, 720, true}}
 	}
 	var layers []*layer
 	for _, s := range specs {
@@ -58,20 +80,23 @@ func newLayers(opts Options) ([]*layer, error) {
 		if err != nil {
 			return nil, err
 		}
-		layers = append(layers, &layer{
-			track: t, rid: s.rid, bitrate: opts.VideoBitrate / s.divisor, width: s.w, height: s.h,
-			sn: uint16(rand.Uint32()), ts: rand.Uint32(), pictureID: uint16(rand.IntN(1 << 15)),
-		})
+		l := &layer{
+			track: t, rid: s.rid, bitrate: opts.VideoBitrate * s.num / s.den, width: s.w, height: s.h, temporal: s.temporal,
+			tsStep: uint32(90000 / max(opts.FPS, 1)),
+			sn:     uint16(rand.Uint32()), ts: rand.Uint32(), pictureID: uint16(rand.IntN(1 << 15)), tl0: uint8(rand.Uint32()),
+		}
+		l.active.Store(true)
+		layers = append(layers, l)
 	}
 	return layers, nil
 }
 
-// sendVideo writes synthetic VP8 frames on every layer: real payload
-// descriptors with 15-bit PictureIDs, keyframes (with the VP8 start code and
-// dimensions) at the interval or when asked, four times the size of a delta
-// frame, and delta frames varying by a quarter around their mean, so that
-// each layer runs at its bitrate on average. Every packet ends with a send
-// stamp.
+// sendVideo writes synthetic VP8 frames on every active layer: real payload
+// descriptors with 15-bit PictureIDs (and temporal layer ids when
+// simulcast), keyframes (with the VP8 start code and dimensions) at the
+// interval or when asked, four times the size of a delta frame, and delta
+// frames varying by a quarter around their mean, so that each layer runs at
+// its bitrate on average. Every packet ends with a send stamp.
 func (c *Client) sendVideo(tr *webrtc.RTPTransceiver) {
 	defer c.wg.Done()
 	fps := c.opts.FPS
@@ -81,7 +106,7 @@ func (c *Client) sendVideo(tr *webrtc.RTPTransceiver) {
 	// (k+3)/k deltas.
 	k := max(int(c.opts.KeyframeInterval.Seconds()*float64(fps)), 1)
 	lastKey := time.Time{}
-	buf := make([]byte, maxPayload+vp8DescriptorLen)
+	buf := make([]byte, maxPayload+maxDescriptorLen)
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -97,6 +122,9 @@ func (c *Client) sendVideo(tr *webrtc.RTPTransceiver) {
 		}
 		variation := 0.75 + rand.Float64()/2
 		for _, l := range c.video {
+			if !l.active.Load() {
+				continue
+			}
 			delta := float64(l.bitrate) / 8 / float64(fps) * float64(k) / float64(k+3)
 			size := int(delta * variation)
 			if key {
@@ -105,19 +133,47 @@ func (c *Client) sendVideo(tr *webrtc.RTPTransceiver) {
 			if err := l.writeFrame(buf, size, key, l.track.WriteRTP); err != nil {
 				return
 			}
-			l.ts += uint32(90000 / fps)
-			l.pictureID = (l.pictureID + 1) & 0x7fff
 		}
 	}
 }
 
+// setActive applies publish-layers: only the layers named in rids send (a
+// single-layer video, whatever the server calls its layer, sends unless rids
+// is empty). A layer that starts again starts with a keyframe, as a
+// browser's encoder does.
+func (c *Client) setActive(rids []string) {
+	restarted := false
+	for _, l := range c.video {
+		on := slices.Contains(rids, l.rid) || (len(c.video) == 1 && len(rids) > 0)
+		if on && !l.active.Load() {
+			restarted = true
+		}
+		l.active.Store(on)
+	}
+	if restarted {
+		c.keyframe.Store(true)
+	}
+}
+
 // writeFrame sends one frame of size bytes (at least minVideoData) in
-// packets of nearly equal size. buf must hold maxPayload+vp8DescriptorLen.
+// packets of nearly equal size, and advances the layer to the next frame.
+// buf must hold maxPayload+maxDescriptorLen.
 func (l *layer) writeFrame(buf []byte, size int, key bool, write func(*rtp.Packet) error) error {
 	// Every packet holds a stamp, the first also the frame header.
 	size = max(size, minVideoData)
 	packets := (size + maxPayload - 1) / maxPayload
 	per := (size + packets - 1) / packets // the last packet gets the rest
+	if key {
+		l.frame = 0 // a keyframe is TL0 and restarts the pattern
+	}
+	tp := temporalPattern[l.frame%len(temporalPattern)]
+	if l.temporal && tp.tid == 0 {
+		l.tl0++
+	}
+	descLen := vp8DescriptorLen
+	if l.temporal {
+		descLen = vp8TemporalDescriptorLen
+	}
 	pkt := rtp.Packet{Header: rtp.Header{Version: 2, Timestamp: l.ts}}
 	if l.ext != nil {
 		pkt.Header.Extension = true
@@ -128,9 +184,9 @@ func (l *layer) writeFrame(buf []byte, size int, key bool, write func(*rtp.Packe
 		if i == packets-1 {
 			n = size - per*(packets-1)
 		}
-		payload := buf[:vp8DescriptorLen+n]
-		// Descriptor: X=1, S on the frame's first packet, partition 0; I=1
-		// with a 15-bit PictureID.
+		payload := buf[:descLen+n]
+		// X=1, S on the frame's first packet, partition 0; I=1 with a
+		// 15-bit PictureID; L and T with temporal layers.
 		payload[0] = 0x80
 		if i == 0 {
 			payload[0] |= 0x10
@@ -138,7 +194,15 @@ func (l *layer) writeFrame(buf []byte, size int, key bool, write func(*rtp.Packe
 		payload[1] = 0x80
 		payload[2] = 0x80 | byte(l.pictureID>>8)
 		payload[3] = byte(l.pictureID)
-		data := payload[vp8DescriptorLen:]
+		if l.temporal {
+			payload[1] |= 0x60
+			payload[4] = l.tl0
+			payload[5] = tp.tid << 6
+			if tp.sync {
+				payload[5] |= 0x20
+			}
+		}
+		data := payload[descLen:]
 		clear(data)
 		if i == 0 {
 			writeVP8Header(data, key, l.width, l.height)
@@ -155,6 +219,9 @@ func (l *layer) writeFrame(buf []byte, size int, key bool, write func(*rtp.Packe
 			return err
 		}
 	}
+	l.ts += l.tsStep
+	l.pictureID = (l.pictureID + 1) & 0x7fff
+	l.frame++
 	return nil
 }
 

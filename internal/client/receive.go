@@ -26,6 +26,9 @@ type Received struct {
 	Frames atomic.Int64
 	// Dropped counts packets discarded on purpose (Options.Drop).
 	Dropped atomic.Int64
+	// Padding counts padding-only packets (bandwidth probes), which take
+	// sequence numbers but are not counted in Packets or Bytes.
+	Padding atomic.Int64
 	// FirstAt is when the first packet arrived (unix nanoseconds).
 	FirstAt atomic.Int64
 	Ended   atomic.Bool
@@ -41,7 +44,7 @@ type Received struct {
 
 // StreamStats is a consistent-enough copy of a Received's counters.
 type StreamStats struct {
-	Packets, Bytes, Frames int64
+	Packets, Bytes, Frames, Padding int64
 	// Expected is the span of sequence numbers seen, Unique the distinct
 	// packets within it; Expected-Unique were lost.
 	Expected, Unique, Duplicates int64
@@ -58,6 +61,7 @@ func (r *Received) Stats() StreamStats {
 		Packets:    r.Packets.Load(),
 		Bytes:      r.Bytes.Load(),
 		Frames:     r.Frames.Load(),
+		Padding:    r.Padding.Load(),
 		Expected:   r.expected.Load(),
 		Unique:     r.unique.Load(),
 		Duplicates: r.duplicates.Load(),
@@ -147,16 +151,21 @@ func (rc *receiver) observe(p []byte, now int64) {
 	sn := binary.BigEndian.Uint16(p[2:])
 	ts := binary.BigEndian.Uint32(p[4:])
 
+	dup := rc.seq.push(sn)
+	r.expected.Store(rc.seq.expected())
+	r.unique.Store(rc.seq.unique)
+	if len(payload) == 0 {
+		r.Padding.Add(1)
+		return
+	}
 	if r.Packets.Add(1) == 1 {
 		r.FirstAt.Store(now)
 	}
 	r.Bytes.Add(int64(len(p)))
-	if rc.seq.push(sn) {
+	if dup {
 		r.duplicates.Store(rc.seq.duplicates)
 		return // counted once already
 	}
-	r.expected.Store(rc.seq.expected())
-	r.unique.Store(rc.seq.unique)
 	rc.jitter.push(ts, now)
 	r.jitter.Store(math.Float64bits(rc.jitter.jitter / rc.jitter.clockRate))
 	if sent, ok := readStamp(payload); ok {

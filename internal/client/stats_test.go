@@ -203,8 +203,14 @@ func TestObserve(t *testing.T) {
 	if s.Frames != 50 {
 		t.Errorf("frames %d, want 50 (the marked packets)", s.Frames)
 	}
+	// A padding-only packet takes a sequence number but is no media.
+	pad, _ := (&rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: 1101, Padding: true, PaddingSize: 200}, PaddingSize: 200}).Marshal()
+	rc.observe(pad, base)
+	if s := r.Stats(); s.Padding != 1 || s.Packets != int64(sent)+1 || s.Expected != 102 || s.Lost() != 25 {
+		t.Errorf("after padding: %+v", s)
+	}
 	// A payload without the trailer gives no latency.
-	rc.observe(packet(1101, 0, false, make([]byte, 50), false), base)
+	rc.observe(packet(1102, 0, false, make([]byte, 50), false), base)
 	if after := r.Latency.Snapshot(); after.Count() != uint64(sent) {
 		t.Error("an unstamped packet was measured")
 	}

@@ -6,7 +6,6 @@ package rtc
 
 import (
 	"fmt"
-	"net"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -30,6 +29,8 @@ type Config struct {
 	Loopback bool
 	// Pace sends each subscriber's packets through GCC's leaky-bucket pacer.
 	Pace bool
+	// Sockets, when set, carry every peer's ICE traffic (network.go).
+	Sockets *Sockets
 }
 
 // ICE timeouts chosen so that a peer whose network vanished is noticed well
@@ -87,18 +88,9 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepalive)
 	// AES-GCM costs about a fifth of AES-CM+HMAC per packet; offer it first.
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
-	if cfg.UDPPortMin != 0 || cfg.UDPPortMax != 0 {
-		if err := se.SetEphemeralUDPPortRange(cfg.UDPPortMin, cfg.UDPPortMax); err != nil {
-			return nil, fmt.Errorf("udp port range %d-%d: %w", cfg.UDPPortMin, cfg.UDPPortMax, err)
-		}
+	if err := configureICE(&se, cfg); err != nil {
+		return nil, err
 	}
-	if cfg.PublicIP != "" {
-		if net.ParseIP(cfg.PublicIP) == nil {
-			return nil, fmt.Errorf("public ip %q is not an IP address", cfg.PublicIP)
-		}
-		se.SetNAT1To1IPs([]string{cfg.PublicIP}, webrtc.ICECandidateTypeHost)
-	}
-	se.SetIncludeLoopbackCandidate(cfg.Loopback)
 	se.LoggerFactory = logs
 
 	api := &API{API: webrtc.NewAPI(

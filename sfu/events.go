@@ -79,6 +79,13 @@ type Events interface {
 	OnClosed(reason error)
 }
 
+// Receiver may be implemented by Events: a participant whose Events say
+// Receives() == false is never subscribed to anyone's tracks (its join
+// token lacks the subscribe right). The others still see it.
+type Receiver interface {
+	Receives() bool
+}
+
 // Errors the signaling layer reports to clients.
 var (
 	ErrBadSDP          = errors.New("invalid session description")

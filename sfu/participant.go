@@ -259,6 +259,9 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 
 // subscribe adds a down-track of t to this participant's subscriber connection.
 func (p *Participant) subscribe(t *Track) {
+	if r, ok := p.events.(Receiver); ok && !r.Receives() {
+		return
+	}
 	d := newDownTrack(t, p)
 	sender, err := p.sub.AddTrack(d)
 	if err != nil {

@@ -34,6 +34,7 @@ const (
 	TypePing              = "ping"
 	TypePong              = "pong"
 	TypeError             = "error"
+	TypeDraining          = "draining"
 )
 
 // Targets name a participant's two PeerConnections.
@@ -54,6 +55,14 @@ const (
 	CodeConnectionFailed = "connection-failed"
 	CodeShuttingDown     = "shutting-down"
 	CodeInternal         = "internal"
+	// Access (auth.go) and limits (limits.go).
+	CodeUnauthorized       = "unauthorized"
+	CodeTokenExpired       = "token-expired"
+	CodeForbidden          = "forbidden"
+	CodeRoomFull           = "room-full"
+	CodeServerFull         = "server-full"
+	CodeRateLimited        = "rate-limited"
+	CodeTooManyConnections = "too-many-connections"
 )
 
 // Limits on what a client may send.
@@ -62,6 +71,7 @@ const (
 	maxNameLength    = 64
 	maxCandidateSize = 1024
 	maxSources       = 16
+	maxTokenSize     = 4096
 )
 
 // Error is a protocol error: it becomes an "error" message to the client.
@@ -81,6 +91,7 @@ type Message struct {
 	Type      string                   `json:"type"`
 	Room      string                   `json:"room,omitempty"`
 	Name      string                   `json:"name,omitempty"`
+	Token     string                   `json:"token,omitempty"`
 	Target    string                   `json:"target,omitempty"`
 	SDP       string                   `json:"sdp,omitempty"`
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
@@ -96,10 +107,16 @@ var roomPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // Decode parses and validates one client message.
 func Decode(data []byte) (Message, *Error) {
-	var m Message
 	if len(data) > MaxMessageSize {
-		return m, errorf(CodeTooLarge, "message is %d bytes; the limit is %d", len(data), MaxMessageSize)
+		return Message{}, errorf(CodeTooLarge, "message is %d bytes; the limit is %d", len(data), MaxMessageSize)
 	}
+	return decode(data)
+}
+
+// decode is Decode without the size limit, which a session sets itself
+// (Limits.MessageSize).
+func decode(data []byte) (Message, *Error) {
+	var m Message
 	data = bytes.TrimSpace(data)
 	if len(data) == 0 || data[0] != '{' {
 		return m, errorf(CodeBadMessage, "a message must be a JSON object")
@@ -114,6 +131,9 @@ func Decode(data []byte) (Message, *Error) {
 		}
 		if !validName(m.Name) {
 			return m, errorf(CodeBadMessage, `field "name": must be 1-64 printable characters`)
+		}
+		if len(m.Token) > maxTokenSize {
+			return m, errorf(CodeBadMessage, `field "token": longer than %d bytes`, maxTokenSize)
 		}
 	case TypeOffer, TypeAnswer:
 		want := TargetPublisher
@@ -204,6 +224,20 @@ type joinedMsg struct {
 	You          participantJSON   `json:"you"`
 	Participants []participantJSON `json:"participants"`
 	Tracks       []trackJSON       `json:"tracks"`
+	ICEServers   []ICEServer       `json:"iceServers,omitempty"`
+}
+
+// ICEServer is a STUN or TURN server for the client's PeerConnections, in
+// the shape of the browser's RTCIceServer.
+type ICEServer struct {
+	URLs       []string `json:"urls"`
+	Username   string   `json:"username,omitempty"`
+	Credential string   `json:"credential,omitempty"`
+}
+
+type drainingMsg struct {
+	Type  string `json:"type"`
+	Grace int    `json:"grace"` // seconds until the server closes the connection
 }
 
 type participantMsg struct {

@@ -6,6 +6,7 @@ import (
 	"errors"
 
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 
 	"github.com/switchboard-sfu/switchboard/sfu"
 )
@@ -39,10 +41,26 @@ type Handler struct {
 	// OriginPatterns lists the hosts (path.Match patterns) whose pages may
 	// open the WebSocket besides the server's own; see websocket.AcceptOptions.
 	OriginPatterns []string
+	// Auth checks join tokens; nil admits everyone with every right but
+	// admin (development).
+	Auth *Auth
+	// Limits bound what clients may take (limits.go).
+	Limits Limits
+	// ICEServers, when set, returns the ICE servers (TURN, with
+	// credentials) for the participant with the given id, sent in joined.
+	ICEServers func(participant string) []ICEServer
+	// ClientIP, when set, returns the address of the client behind r, for
+	// per-address limits and logs (e.g. from X-Forwarded-For behind a
+	// trusted proxy); by default it is r.RemoteAddr's.
+	ClientIP func(r *http.Request) string
+
+	occupancy occupancy
+	perAddr   perAddress
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closed   bool
+	draining bool
 	wg       sync.WaitGroup
 }
 
@@ -52,18 +70,28 @@ func NewHandler(rooms *sfu.Rooms, log *zap.Logger) *Handler {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ip := h.clientIP(r)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns})
 	if err != nil {
-		h.log.Info("websocket refused", zap.String("remote", r.RemoteAddr), zap.Error(err))
+		h.log.Info("websocket refused", zap.String("remote", ip), zap.String("origin", r.Header.Get("Origin")), zap.Error(err))
 		return
 	}
 	conn.SetReadLimit(hardReadLimit)
+	if !h.perAddr.allow(ip, h.Limits.ConnectionsPerMinute) {
+		// Upgraded first, so that a browser can be told why.
+		h.log.Info("connection refused: too many from this address", zap.String("remote", ip),
+			zap.Int("per_minute", h.Limits.ConnectionsPerMinute))
+		refuse(conn, errorf(CodeTooManyConnections, "more than %d connections per minute from your address; try again later",
+			h.Limits.ConnectionsPerMinute))
+		return
+	}
 	s := &session{
-		h:    h,
-		conn: conn,
-		log:  h.log.With(zap.String("remote", r.RemoteAddr)),
-		out:  make(chan []byte, sendQueueSize),
-		quit: make(chan struct{}),
+		h:     h,
+		conn:  conn,
+		log:   h.log.With(zap.String("remote", ip)),
+		out:   make(chan []byte, sendQueueSize),
+		quit:  make(chan struct{}),
+		limit: h.Limits.messageLimiter(),
 	}
 	h.mu.Lock()
 	if h.closed {
@@ -96,6 +124,57 @@ func (h *Handler) Close() {
 	h.wg.Wait()
 }
 
+// Drain starts a graceful shutdown: joins are refused from now on, and every
+// client is told that its connection ends in grace. Drain returns when no
+// participant is left or when ctx ends; Close then ends the rest.
+func (h *Handler) Drain(ctx context.Context, grace time.Duration) {
+	h.mu.Lock()
+	h.draining = true
+	for s := range h.sessions {
+		s.send(drainingMsg{Type: TypeDraining, Grace: int(grace.Round(time.Second) / time.Second)})
+	}
+	h.mu.Unlock()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for h.occupancy.participants() > 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (h *Handler) isDraining() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.draining
+}
+
+// Participants is the number of joined clients.
+func (h *Handler) Participants() int { return h.occupancy.participants() }
+
+func (h *Handler) clientIP(r *http.Request) string {
+	if h.ClientIP != nil {
+		return h.ClientIP(r)
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// refuse tells a client why it cannot have a session and closes the socket.
+func refuse(conn *websocket.Conn, e *Error) {
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if b, err := json.Marshal(errorMsg{Type: TypeError, Error: *e}); err == nil {
+		_ = conn.Write(ctx, websocket.MessageText, b)
+	}
+	_ = conn.Close(websocket.StatusTryAgainLater, e.Code)
+}
+
 // session is one client's WebSocket. The read loop owns the participant;
 // everything sent goes through out, written by one writer goroutine, so
 // that the sfu's events never wait on the network.
@@ -106,6 +185,9 @@ type session struct {
 	out  chan []byte
 
 	participant *sfu.Participant
+	grant       Grant
+	room        string // where this session holds a place (occupancy)
+	limit       *rate.Limiter
 	bad         int
 
 	quitOnce    sync.Once
@@ -124,6 +206,9 @@ func (s *session) run() {
 	s.readLoop()
 	if s.participant != nil {
 		s.participant.Leave()
+	}
+	if s.room != "" {
+		s.h.occupancy.release(s.room)
 	}
 	s.shutdown(websocket.StatusNormalClosure, "")
 	wg.Wait()
@@ -197,15 +282,23 @@ func (s *session) readLoop() {
 			}
 			return
 		}
-		data, err := io.ReadAll(io.LimitReader(r, MaxMessageSize+1))
+		size := s.h.Limits.messageSize()
+		data, err := io.ReadAll(io.LimitReader(r, int64(size)+1))
 		if err != nil {
 			return
 		}
-		if len(data) > MaxMessageSize {
+		if len(data) > size {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				return
 			}
-			if !s.reject(errorf(CodeTooLarge, "message over %d bytes discarded", MaxMessageSize)) {
+			if !s.reject(errorf(CodeTooLarge, "message over %d bytes discarded", size)) {
+				return
+			}
+			continue
+		}
+		if s.limit != nil && !s.limit.Allow() {
+			s.log.Info("message refused: rate limit", zap.Int("per_second", s.h.Limits.MessagesPerSecond))
+			if !s.reject(errorf(CodeRateLimited, "more than %d messages per second; message discarded", s.h.Limits.MessagesPerSecond)) {
 				return
 			}
 			continue
@@ -216,7 +309,7 @@ func (s *session) readLoop() {
 			}
 			continue
 		}
-		msg, perr := Decode(data)
+		msg, perr := decode(data)
 		if perr == nil {
 			perr = s.handle(msg)
 		}
@@ -260,20 +353,15 @@ func (s *session) handle(m Message) (perr *Error) {
 		if s.participant != nil {
 			return errorf(CodeAlreadyJoined, "this connection already joined a room")
 		}
-		p, err := s.h.rooms.Join(m.Room, m.Name, s)
-		if err != nil {
-			if errors.Is(err, sfu.ErrServerClosing) {
-				return errorf(CodeShuttingDown, "server shutting down")
-			}
-			s.log.Error("join", zap.Error(err))
-			return errorf(CodeInternal, "could not join: %v", err)
-		}
-		s.participant = p
-		return nil
+		return s.join(m)
 	}
 	p := s.participant
 	if p == nil {
 		return errorf(CodeNotJoined, "send join first")
+	}
+	if perr := s.grant.permits(m); perr != nil {
+		s.log.Info("message refused: not granted", zap.String("type", m.Type), zap.String("code", perr.Code))
+		return perr
 	}
 	switch m.Type {
 	case TypeOffer:
@@ -302,6 +390,50 @@ func (s *session) handle(m Message) (perr *Error) {
 		s.shutdown(websocket.StatusNormalClosure, "left")
 	}
 	return nil
+}
+
+// join admits the client to a room: its token, then the limits, then the sfu.
+func (s *session) join(m Message) *Error {
+	grant, perr := s.admit(m)
+	if perr != nil {
+		s.log.Info("join refused", zap.String("room", m.Room), zap.String("identity", grant.Identity),
+			zap.String("code", perr.Code), zap.String("reason", perr.Message))
+		return perr
+	}
+	s.grant, s.room = grant, m.Room
+	p, err := s.h.rooms.Join(m.Room, grant.Name, s)
+	if err != nil {
+		s.h.occupancy.release(m.Room)
+		s.room = ""
+		if errors.Is(err, sfu.ErrServerClosing) {
+			return errorf(CodeShuttingDown, "server shutting down")
+		}
+		s.log.Error("join", zap.Error(err))
+		return errorf(CodeInternal, "could not join: %v", err)
+	}
+	s.participant = p
+	if grant.Identity != "" {
+		s.log.Info("joined with token", zap.String("room", m.Room), zap.String("identity", grant.Identity),
+			zap.String("participant", p.Info().ID), zap.Bool("publish", grant.Publish),
+			zap.Bool("subscribe", grant.Subscribe), zap.Bool("admin", grant.Admin))
+	}
+	return nil
+}
+
+// admit checks a join against the token and the limits, and takes a place
+// in the room.
+func (s *session) admit(m Message) (Grant, *Error) {
+	grant := openGrant(m)
+	if s.h.Auth != nil {
+		var perr *Error
+		if grant, perr = s.h.Auth.Verify(m.Token, m.Room); perr != nil {
+			return grant, perr
+		}
+	}
+	if s.h.isDraining() {
+		return grant, errorf(CodeShuttingDown, "the server is shutting down; join another")
+	}
+	return grant, s.h.occupancy.reserve(m.Room, s.h.Limits)
 }
 
 func sfuError(err error) *Error {
@@ -336,6 +468,9 @@ func (s *session) send(v any) {
 func (s *session) OnJoined(info sfu.JoinInfo) {
 	m := joinedMsg{Type: TypeJoined, You: participant(info.You),
 		Participants: make([]participantJSON, 0, len(info.Participants)), Tracks: make([]trackJSON, 0, len(info.Tracks))}
+	if s.h.ICEServers != nil {
+		m.ICEServers = s.h.ICEServers(info.You.ID)
+	}
 	for _, p := range info.Participants {
 		m.Participants = append(m.Participants, participant(p))
 	}
@@ -344,6 +479,10 @@ func (s *session) OnJoined(info sfu.JoinInfo) {
 	}
 	s.send(m)
 }
+
+// Receives tells the sfu whether this participant gets others' media: not
+// without the subscribe right.
+func (s *session) Receives() bool { return s.grant.Subscribe }
 
 func (s *session) OnParticipantJoined(p sfu.ParticipantInfo) {
 	s.send(participantMsg{Type: TypeParticipantJoined, Participant: participant(p)})

@@ -332,6 +332,9 @@ switchboard_packets_sent_total 123456
 			t.Errorf("%s = %v, want %v", k, m[k], v)
 		}
 	}
+	for start := time.Now(); time.Since(start) < 50*time.Millisecond; {
+		// burn enough CPU to show in /proc (10 ms ticks)
+	}
 	cpu, rss, err := procStat(os.Getpid())
 	if err != nil || cpu <= 0 || rss <= 0 {
 		t.Errorf("procStat(self) = %v, %v, %v", cpu, rss, err)

@@ -26,9 +26,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -57,9 +59,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	var (
-		rep *Report
-		err error
-		c   *common
+		c       *common
+		runMode func() (*Report, error)
 	)
 	switch args[0] {
 	case "synthetic":
@@ -67,15 +68,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if code, ok := parse(args, stderr, &cfg.common, cfg.flags); !ok {
 			return code
 		}
-		c = &cfg.common
-		rep, err = runSynthetic(ctx, &cfg, stderr)
+		c, runMode = &cfg.common, func() (*Report, error) { return runSynthetic(ctx, &cfg, stderr) }
 	case "chrome":
 		var cfg chromeConfig
 		if code, ok := parse(args, stderr, &cfg.common, cfg.flags); !ok {
 			return code
 		}
-		c = &cfg.common
-		rep, err = runChrome(ctx, &cfg, stderr)
+		c, runMode = &cfg.common, func() (*Report, error) { return runChrome(ctx, &cfg, stderr) }
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -83,10 +82,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadtest: unknown mode %q\n%s", args[0], usage)
 		return 2
 	}
+	stop, err := c.startProfile()
 	if err != nil {
 		fmt.Fprintln(stderr, "loadtest:", err)
-		if rep == nil {
-			return 1
+		return 1
+	}
+	var rep *Report
+	if err = c.awaitServer(ctx); err == nil {
+		rep, err = runMode()
+	}
+	stop()
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest:", err)
+		if rep == nil { // it could not run: the report says only why
+			rep = &Report{Mode: args[0], URL: c.url, Start: time.Now(), Config: map[string]any{}}
 		}
 		rep.fail("%v", err)
 	}
@@ -115,6 +124,8 @@ type common struct {
 	roomPrefix  string
 	joinTimeout time.Duration
 	maxLoss     float64
+	waitServer  time.Duration
+	cpuProfile  string
 
 	base *url.URL // url, parsed
 }
@@ -129,6 +140,8 @@ func (c *common) register(fl *flag.FlagSet) {
 	fl.StringVar(&c.roomPrefix, "room-prefix", "load", "rooms are named PREFIX-0, PREFIX-1, ...")
 	fl.DurationVar(&c.joinTimeout, "join-timeout", 30*time.Second, "how long joining and the first media may take")
 	fl.Float64Var(&c.maxLoss, "max-loss", 1, "fail the run at this loss ratio or above (1: only when everything is lost)")
+	fl.StringVar(&c.cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (the load tool's own cost)")
+	fl.DurationVar(&c.waitServer, "wait-server", 0, "wait this long for the server's /healthz to answer before starting (scripts that just started it)")
 }
 
 func (c *common) check() error {
@@ -152,6 +165,52 @@ func (c *common) check() error {
 		return errors.New("-max-loss must be in (0, 1]")
 	}
 	return nil
+}
+
+// startProfile starts -cpuprofile; stop ends it.
+func (c *common) startProfile() (stop func(), err error) {
+	if c.cpuProfile == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(c.cpuProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
+}
+
+// awaitServer polls /healthz for up to -wait-server.
+func (c *common) awaitServer(ctx context.Context) error {
+	if c.waitServer <= 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.waitServer)
+	defer cancel()
+	health := c.base.JoinPath("healthz").String()
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s did not answer within -wait-server %v", health, c.waitServer)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // wsURL is the signaling URL under the base URL.

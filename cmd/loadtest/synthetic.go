@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard-sfu/switchboard/internal/client"
@@ -93,7 +94,9 @@ func runSynthetic(ctx context.Context, cfg *syntheticConfig, stderr io.Writer) (
 			"simulcast": cfg.simulcast, "drop": cfg.drop, "duration_s": cfg.duration.Seconds(), "warmup_s": cfg.warmup.Seconds(),
 		},
 	}
-	var apiOpts []client.APIOption
+	// Pion's warnings (mostly about connections closing at the end) would
+	// break up the progress line; the report says what went wrong.
+	apiOpts := []client.APIOption{client.PionLogs(&logging.DefaultLoggerFactory{Writer: io.Discard})}
 	if cfg.loopback() {
 		apiOpts = append(apiOpts, client.LoopbackOnly())
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4"
 )
@@ -106,15 +107,26 @@ type Client struct {
 }
 
 // APIOption changes the API that NewAPI builds.
-type APIOption func(*webrtc.SettingEngine)
+type APIOption func(*apiConfig)
+
+type apiConfig struct {
+	se   webrtc.SettingEngine
+	logs logging.LoggerFactory // nil: Pion's default (stderr)
+}
 
 // LoopbackOnly gathers only loopback ICE candidates and never queries mDNS,
 // so that a client on the server's host sends nothing off the machine.
 func LoopbackOnly() APIOption {
-	return func(se *webrtc.SettingEngine) {
-		se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-		se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	return func(c *apiConfig) {
+		c.se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
+		c.se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	}
+}
+
+// PionLogs sends the logs of Pion and its interceptors to lf instead of
+// stderr.
+func PionLogs(lf logging.LoggerFactory) APIOption {
+	return func(c *apiConfig) { c.logs = lf }
 }
 
 // NewAPI returns the Pion API clients use: default codecs and interceptors
@@ -122,23 +134,28 @@ func LoopbackOnly() APIOption {
 // numbers on what they send, loopback candidates on (clients run on the
 // server's machine).
 func NewAPI(opts ...APIOption) (*webrtc.API, error) {
+	var c apiConfig
+	c.se.SetIncludeLoopbackCandidate(true)
+	for _, o := range opts {
+		o(&c)
+	}
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(me, ir); err != nil {
+	var iopts []webrtc.InterceptorOption
+	if c.logs != nil {
+		c.se.LoggerFactory = c.logs
+		iopts = append(iopts, webrtc.WithInterceptorLoggerFactory(c.logs))
+	}
+	if err := webrtc.RegisterDefaultInterceptorsWithOptions(me, ir, iopts...); err != nil {
 		return nil, err
 	}
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
 		return nil, err
 	}
-	se := webrtc.SettingEngine{}
-	se.SetIncludeLoopbackCandidate(true)
-	for _, o := range opts {
-		o(&se)
-	}
-	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+	return webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(c.se)), nil
 }
 
 // Join connects to wsURL (ws://host:port/ws), joins room as name, and

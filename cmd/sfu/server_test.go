@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -12,23 +13,49 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
-
-	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as the sfu command, for tests of the process
+	// itself: flags, exit codes, signals (process_test.go).
+	if os.Getenv(runAsSFU) == "1" {
+		os.Exit(sfuMain(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	goleak.VerifyTestMain(m)
 }
 
-// startServer runs the whole server in-process on a loopback port and
-// returns its base URL ("http://127.0.0.1:PORT").
+// startServer runs the whole server in-process on a loopback port, with the
+// default configuration and loopback candidates, and returns its base URL
+// ("http://127.0.0.1:PORT").
 func startServer(t *testing.T) (*server, string) {
 	t.Helper()
-	s, err := newServer(config{}, rtc.Config{Loopback: true}, testLogger(t))
+	return startServerWith(t, nil)
+}
+
+// startServerAt is startServer on a given address (e.g. all interfaces, for
+// clients in other network namespaces).
+func startServerAt(t *testing.T, addr string) (*server, string) {
+	t.Helper()
+	return startServerWith(t, func(c *Config) { c.Listen = addr })
+}
+
+// startServerWith is startServer with changes to the configuration.
+func startServerWith(t *testing.T, configure func(*Config)) (*server, string) {
+	t.Helper()
+	c := defaults()
+	c.Listen = "127.0.0.1:0"
+	c.ICE.Loopback = true
+	if configure != nil {
+		configure(&c)
+	}
+	if err := c.validate(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := newServer(c, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +69,11 @@ func startServer(t *testing.T) (*server, string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return s, "http://" + l.Addr().String()
+	scheme := "http://"
+	if s.tls != nil {
+		scheme = "https://"
+	}
+	return s, scheme + l.Addr().String()
 }
 
 func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }

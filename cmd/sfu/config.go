@@ -1,0 +1,454 @@
+package main
+
+import (
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.uber.org/zap/zapcore"
+	"gopkg.in/yaml.v3"
+
+	"github.com/switchboard-sfu/switchboard/signal"
+)
+
+// Config is the server's configuration. Each setting comes from, in
+// increasing precedence: the defaults below, the YAML file given with
+// -config (or $SWITCHBOARD_CONFIG), an environment variable, a flag. The
+// table in settings() names them all; README.md documents them.
+type Config struct {
+	// Mode is "development" (the default: open without tokens, readable
+	// logs) or "production" (JSON logs; refuses to start without tokens
+	// unless auth.open).
+	Mode   string `yaml:"mode"`
+	Listen string `yaml:"listen"`
+	Log    struct {
+		Level  string `yaml:"level"`
+		Format string `yaml:"format"`
+	} `yaml:"log"`
+	TLS struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"tls"`
+	HTTP struct {
+		AllowedOrigins []string `yaml:"allowed-origins"`
+		TrustedProxies []string `yaml:"trusted-proxies"`
+		Pprof          bool     `yaml:"pprof"`
+	} `yaml:"http"`
+	ICE struct {
+		UDPPort  int    `yaml:"udp-port"`
+		UDPPorts string `yaml:"udp-ports"`
+		TCPPort  int    `yaml:"tcp-port"`
+		PublicIP string `yaml:"public-ip"`
+		Loopback bool   `yaml:"loopback"`
+	} `yaml:"ice"`
+	TURN struct {
+		Enabled       bool          `yaml:"enabled"`
+		Host          string        `yaml:"host"`
+		UDPPort       int           `yaml:"udp-port"`
+		TCPPort       int           `yaml:"tcp-port"`
+		TLSPort       int           `yaml:"tls-port"`
+		CredentialTTL time.Duration `yaml:"credential-ttl"`
+	} `yaml:"turn"`
+	Auth struct {
+		Secret     string `yaml:"secret"`
+		SecretFile string `yaml:"secret-file"`
+		Open       bool   `yaml:"open"`
+	} `yaml:"auth"`
+	Limits struct {
+		Rooms                int `yaml:"rooms"`
+		ParticipantsPerRoom  int `yaml:"participants-per-room"`
+		ConnectionsPerMinute int `yaml:"connections-per-ip-per-minute"`
+		MessagesPerSecond    int `yaml:"messages-per-second"`
+		MessageSize          int `yaml:"message-size"`
+	} `yaml:"limits"`
+	Shutdown struct {
+		Grace time.Duration `yaml:"grace"`
+	} `yaml:"shutdown"`
+}
+
+const (
+	development = "development"
+	production  = "production"
+)
+
+// defaults are what `make run` gets with no file, no variables, no flags.
+func defaults() Config {
+	var c Config
+	c.Mode = development
+	c.Listen = ":8080"
+	c.Log.Level = "info"
+	c.TURN.UDPPort = 3478
+	c.TURN.TCPPort = 3478
+	c.TURN.TLSPort = 5349
+	c.TURN.CredentialTTL = time.Hour
+	c.Limits.Rooms = 500
+	c.Limits.ParticipantsPerRoom = 50
+	c.Limits.ConnectionsPerMinute = 60
+	c.Limits.MessagesPerSecond = 50
+	c.Limits.MessageSize = signal.MaxMessageSize
+	c.Shutdown.Grace = 30 * time.Second
+	return c
+}
+
+// setting is one configuration key, with its flag (if any) and the pointer
+// into a Config that it sets.
+type setting struct {
+	key   string // the YAML path, e.g. "ice.udp-port"
+	flag  string // "" for none
+	usage string
+	ptr   func(*Config) any
+}
+
+// env is the setting's environment variable: SWITCHBOARD_ICE_UDP_PORT for ice.udp-port.
+func (s setting) env() string {
+	return "SWITCHBOARD_" + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(s.key))
+}
+
+func settings() []setting {
+	return []setting{
+		{"mode", "mode", "development or production", func(c *Config) any { return &c.Mode }},
+		{"listen", "listen", "HTTP(S) address for the web client, /ws and the health endpoints", func(c *Config) any { return &c.Listen }},
+		{"log.level", "log-level", "log level: debug, info, warn, error", func(c *Config) any { return &c.Log.Level }},
+		{"log.format", "log-format", "json or console (default: json in production, console in development)", func(c *Config) any { return &c.Log.Format }},
+		{"tls.cert", "tls-cert", "certificate file (PEM, full chain): serve HTTPS and WSS", func(c *Config) any { return &c.TLS.Cert }},
+		{"tls.key", "tls-key", "private key file (PEM) of tls.cert", func(c *Config) any { return &c.TLS.Key }},
+		{"http.allowed-origins", "allowed-origins", "comma-separated hosts (patterns like *.example.com) whose pages may open /ws besides the server's own", func(c *Config) any { return &c.HTTP.AllowedOrigins }},
+		{"http.trusted-proxies", "trusted-proxies", "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For is believed", func(c *Config) any { return &c.HTTP.TrustedProxies }},
+		{"http.pprof", "pprof", "serve Go profiles at /debug/pprof/", func(c *Config) any { return &c.HTTP.Pprof }},
+		{"ice.udp-port", "udp-port", "single UDP port for all media (single-port mode)", func(c *Config) any { return &c.ICE.UDPPort }},
+		{"ice.udp-ports", "udp-ports", "UDP port range MIN-MAX for media (port-range mode; default: any port)", func(c *Config) any { return &c.ICE.UDPPorts }},
+		{"ice.tcp-port", "tcp-port", "TCP port for ICE over TCP, for clients whose network blocks UDP (0: off)", func(c *Config) any { return &c.ICE.TCPPort }},
+		{"ice.public-ip", "public-ip", "IP address to announce in ICE candidates (host behind 1:1 NAT)", func(c *Config) any { return &c.ICE.PublicIP }},
+		{"ice.loopback", "loopback", "also offer loopback ICE candidates (tests on one machine)", func(c *Config) any { return &c.ICE.Loopback }},
+		{"turn.enabled", "turn", "run the embedded TURN server (needs ice.udp-port)", func(c *Config) any { return &c.TURN.Enabled }},
+		{"turn.host", "turn-host", "host name or IP clients use for TURN (default: ice.public-ip)", func(c *Config) any { return &c.TURN.Host }},
+		{"turn.udp-port", "turn-udp-port", "TURN over UDP port (0: off)", func(c *Config) any { return &c.TURN.UDPPort }},
+		{"turn.tcp-port", "turn-tcp-port", "TURN over TCP port (0: off)", func(c *Config) any { return &c.TURN.TCPPort }},
+		{"turn.tls-port", "turn-tls-port", "TURN over TLS port, with tls.cert (0: off)", func(c *Config) any { return &c.TURN.TLSPort }},
+		{"turn.credential-ttl", "turn-credential-ttl", "how long a participant's TURN credentials can open allocations", func(c *Config) any { return &c.TURN.CredentialTTL }},
+		{"auth.secret", "", "join token secret (HS256, at least 32 bytes); set it in the file or the environment, not on the command line", func(c *Config) any { return &c.Auth.Secret }},
+		{"auth.secret-file", "auth-secret-file", "file holding the join token secret", func(c *Config) any { return &c.Auth.SecretFile }},
+		{"auth.open", "auth-open", "in production, run without join tokens anyway", func(c *Config) any { return &c.Auth.Open }},
+		{"limits.rooms", "max-rooms", "rooms per server (0: no limit)", func(c *Config) any { return &c.Limits.Rooms }},
+		{"limits.participants-per-room", "max-participants", "participants per room (0: no limit)", func(c *Config) any { return &c.Limits.ParticipantsPerRoom }},
+		{"limits.connections-per-ip-per-minute", "max-connections-per-ip", "WebSocket connections per client IP per minute (0: no limit)", func(c *Config) any { return &c.Limits.ConnectionsPerMinute }},
+		{"limits.messages-per-second", "max-messages-per-second", "signaling messages per connection per second, bursts of twice as many (0: no limit)", func(c *Config) any { return &c.Limits.MessagesPerSecond }},
+		{"limits.message-size", "max-message-size", "largest signaling message in bytes (1024 to 1048576)", func(c *Config) any { return &c.Limits.MessageSize }},
+		{"shutdown.grace", "shutdown-grace", "on SIGTERM, how long clients may stay before they are disconnected", func(c *Config) any { return &c.Shutdown.Grace }},
+	}
+}
+
+// setValue parses text into the setting's field.
+func setValue(ptr any, text string) error {
+	switch p := ptr.(type) {
+	case *string:
+		*p = text
+	case *bool:
+		v, err := strconv.ParseBool(text)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", text)
+		}
+		*p = v
+	case *int:
+		v, err := strconv.Atoi(text)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", text)
+		}
+		*p = v
+	case *time.Duration:
+		v, err := time.ParseDuration(text)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 30s or 1h", text)
+		}
+		*p = v
+	case *[]string:
+		*p = nil
+		for _, f := range strings.Split(text, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				*p = append(*p, f)
+			}
+		}
+	default:
+		panic(fmt.Sprintf("setting of type %T", ptr))
+	}
+	return nil
+}
+
+// flagValue defers a flag's value: flags win over the file and the
+// environment, but the file is only known once the flags are parsed.
+type flagValue struct {
+	isBool bool
+	text   *string
+}
+
+func (f flagValue) String() string {
+	if f.text == nil {
+		return ""
+	}
+	return *f.text
+}
+func (f flagValue) Set(s string) error { *f.text = s; return nil }
+func (f flagValue) IsBoolFlag() bool   { return f.isBool }
+
+// errUsage marks a configuration error: exit code 2.
+type errUsage struct{ error }
+
+// loadConfig builds the configuration from the command line args, the
+// environment (getenv) and the file they name. It returns flag.ErrHelp for
+// -h, and wants printing when -print-config was given.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (c Config, printIt bool, err error) {
+	c = defaults()
+	fl := flag.NewFlagSet("sfu", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	configFile := fl.String("config", getenv("SWITCHBOARD_CONFIG"), "YAML configuration file (see deploy/config.example.yaml)")
+	fl.BoolVar(&printIt, "print-config", false, "print the effective configuration as YAML and exit")
+	all := settings()
+	given := map[string]*string{}
+	for _, s := range all {
+		if s.flag == "" {
+			continue
+		}
+		text := new(string)
+		given[s.flag] = text
+		_, isBool := s.ptr(&c).(*bool)
+		fl.Var(flagValue{isBool: isBool, text: text}, s.flag, s.usage+" ("+s.key+", $"+s.env()+")")
+	}
+	if err := fl.Parse(args); err != nil {
+		return c, false, err
+	}
+	if fl.NArg() > 0 {
+		return c, false, errUsage{fmt.Errorf("unexpected argument %q", fl.Arg(0))}
+	}
+
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return c, false, errUsage{err}
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		// A misspelt key is an error, not a silent default; an empty file
+		// (io.EOF) is a valid if pointless configuration.
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, false, errUsage{fmt.Errorf("%s: %w", *configFile, err)}
+		}
+	}
+	for _, s := range all {
+		if v, ok := lookup(getenv, s.env()); ok {
+			if err := setValue(s.ptr(&c), v); err != nil {
+				return c, false, errUsage{fmt.Errorf("%s ($%s): %w", s.key, s.env(), err)}
+			}
+		}
+	}
+	var ferr error
+	fl.Visit(func(f *flag.Flag) {
+		for _, s := range all {
+			if s.flag == f.Name && ferr == nil {
+				if err := setValue(s.ptr(&c), *given[s.flag]); err != nil {
+					ferr = errUsage{fmt.Errorf("-%s (%s): %w", s.flag, s.key, err)}
+				}
+			}
+		}
+	})
+	if ferr != nil {
+		return c, false, ferr
+	}
+	if err := c.validate(); err != nil {
+		return c, false, errUsage{err}
+	}
+	return c, printIt, nil
+}
+
+func lookup(getenv func(string) string, name string) (string, bool) {
+	v := getenv(name)
+	return v, v != ""
+}
+
+// invalid names the key whose value is wrong.
+func invalid(key, format string, args ...any) error {
+	return fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...))
+}
+
+// validate checks every value and the combinations of them.
+func (c *Config) validate() error {
+	if c.Mode != development && c.Mode != production {
+		return invalid("mode", "%q: want development or production", c.Mode)
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return invalid("listen", "%q: want HOST:PORT or :PORT", c.Listen)
+	}
+	if _, err := zapcore.ParseLevel(c.Log.Level); err != nil {
+		return invalid("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "" && c.Log.Format != "json" && c.Log.Format != "console" {
+		return invalid("log.format", "%q: want json or console", c.Log.Format)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return invalid("tls", "tls.cert and tls.key go together")
+	}
+	if c.TLS.Cert != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLS.Cert, c.TLS.Key); err != nil {
+			return invalid("tls.cert", "%v", err)
+		}
+	}
+	for _, o := range c.HTTP.AllowedOrigins {
+		if _, err := path.Match(o, ""); err != nil || (strings.Contains(o, "/") && !strings.Contains(o, "://")) {
+			return invalid("http.allowed-origins", "%q: want a host such as app.example.com or *.example.com", o)
+		}
+	}
+	if _, err := parseNets(c.HTTP.TrustedProxies); err != nil {
+		return invalid("http.trusted-proxies", "%v", err)
+	}
+	for key, port := range map[string]int{"ice.udp-port": c.ICE.UDPPort, "ice.tcp-port": c.ICE.TCPPort,
+		"turn.udp-port": c.TURN.UDPPort, "turn.tcp-port": c.TURN.TCPPort, "turn.tls-port": c.TURN.TLSPort} {
+		if port < 0 || port > 65535 {
+			return invalid(key, "%d is not a port", port)
+		}
+	}
+	if _, _, err := c.portRange(); err != nil {
+		return invalid("ice.udp-ports", "%v", err)
+	}
+	if c.ICE.UDPPort != 0 && c.ICE.UDPPorts != "" {
+		return invalid("ice.udp-port", "single-port mode (ice.udp-port) and port-range mode (ice.udp-ports) exclude each other")
+	}
+	if c.ICE.PublicIP != "" && net.ParseIP(c.ICE.PublicIP).To4() == nil {
+		return invalid("ice.public-ip", "%q is not an IPv4 address", c.ICE.PublicIP)
+	}
+	if c.TURN.Enabled {
+		if c.ICE.UDPPort == 0 {
+			return invalid("turn.enabled", "the TURN server relays to the single media port: set ice.udp-port")
+		}
+		if c.turnHost() == "" {
+			return invalid("turn.host", "clients need a host name or IP for TURN: set turn.host or ice.public-ip")
+		}
+		if c.TURN.UDPPort == 0 && c.TURN.TCPPort == 0 && (c.TURN.TLSPort == 0 || c.TLS.Cert == "") {
+			return invalid("turn.enabled", "every TURN port is off")
+		}
+		if c.TURN.UDPPort != 0 && c.TURN.UDPPort == c.ICE.UDPPort {
+			return invalid("turn.udp-port", "%d is also ice.udp-port", c.TURN.UDPPort)
+		}
+		if c.TURN.TCPPort != 0 && (c.TURN.TCPPort == c.ICE.TCPPort || c.TURN.TCPPort == c.TURN.TLSPort) {
+			return invalid("turn.tcp-port", "%d is also ice.tcp-port or turn.tls-port", c.TURN.TCPPort)
+		}
+		if c.TURN.CredentialTTL <= 0 {
+			return invalid("turn.credential-ttl", "%v: want a positive duration", c.TURN.CredentialTTL)
+		}
+	}
+	if c.Auth.Secret != "" && c.Auth.SecretFile != "" {
+		return invalid("auth.secret-file", "auth.secret and auth.secret-file exclude each other")
+	}
+	secret, err := c.secret()
+	if err != nil {
+		return err
+	}
+	if secret != nil && len(secret) < signal.MinSecretSize {
+		return invalid("auth.secret", "%d bytes is too short: use at least %d random bytes (e.g. openssl rand -base64 32)",
+			len(secret), signal.MinSecretSize)
+	}
+	if c.Mode == production && secret == nil && !c.Auth.Open {
+		return invalid("auth.secret", "production mode needs join tokens: set auth.secret (or auth.secret-file), "+
+			"or auth.open: true to let anyone join")
+	}
+	for key, n := range map[string]int{"limits.rooms": c.Limits.Rooms, "limits.participants-per-room": c.Limits.ParticipantsPerRoom,
+		"limits.connections-per-ip-per-minute": c.Limits.ConnectionsPerMinute, "limits.messages-per-second": c.Limits.MessagesPerSecond} {
+		if n < 0 {
+			return invalid(key, "%d: want 0 (no limit) or more", n)
+		}
+	}
+	if c.Limits.MessageSize < 1024 || c.Limits.MessageSize > 1<<20 {
+		return invalid("limits.message-size", "%d: want 1024 to 1048576 bytes", c.Limits.MessageSize)
+	}
+	if c.Shutdown.Grace < 0 {
+		return invalid("shutdown.grace", "%v: want 0 or more", c.Shutdown.Grace)
+	}
+	return nil
+}
+
+// secret is the join token secret, nil for none.
+func (c *Config) secret() ([]byte, error) {
+	if c.Auth.SecretFile != "" {
+		b, err := os.ReadFile(c.Auth.SecretFile)
+		if err != nil {
+			return nil, invalid("auth.secret-file", "%v", err)
+		}
+		return bytes.TrimSpace(b), nil
+	}
+	if c.Auth.Secret != "" {
+		return []byte(c.Auth.Secret), nil
+	}
+	return nil, nil
+}
+
+// portRange parses ice.udp-ports; 0, 0 when unset.
+func (c *Config) portRange() (lo, hi uint16, err error) {
+	if c.ICE.UDPPorts == "" {
+		return 0, 0, nil
+	}
+	a, b, ok := strings.Cut(c.ICE.UDPPorts, "-")
+	min, err1 := strconv.ParseUint(a, 10, 16)
+	max, err2 := strconv.ParseUint(b, 10, 16)
+	if !ok || err1 != nil || err2 != nil || min == 0 || min > max {
+		return 0, 0, fmt.Errorf("%q: want MIN-MAX, e.g. 50000-60000", c.ICE.UDPPorts)
+	}
+	return uint16(min), uint16(max), nil
+}
+
+func (c *Config) turnHost() string {
+	if c.TURN.Host != "" {
+		return c.TURN.Host
+	}
+	return c.ICE.PublicIP
+}
+
+// logFormat is log.format, or the mode's default.
+func (c *Config) logFormat() string {
+	if c.Log.Format != "" {
+		return c.Log.Format
+	}
+	if c.Mode == production {
+		return "json"
+	}
+	return "console"
+}
+
+// parseNets parses IPs and CIDRs.
+func parseNets(list []string) ([]*net.IPNet, error) {
+	var nets []*net.IPNet
+	for _, s := range list {
+		if !strings.Contains(s, "/") {
+			ip := net.ParseIP(s)
+			if ip == nil {
+				return nil, fmt.Errorf("%q is not an IP or CIDR", s)
+			}
+			bits := 8 * len(ip.To16())
+			if ip.To4() != nil {
+				ip, bits = ip.To4(), 32
+			}
+			nets = append(nets, &net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+			continue
+		}
+		_, n, err := net.ParseCIDR(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP or CIDR", s)
+		}
+		nets = append(nets, n)
+	}
+	return nets, nil
+}
+
+// printable is c as -print-config shows it: secrets hidden.
+func (c Config) printable() ([]byte, error) {
+	if c.Auth.Secret != "" {
+		c.Auth.Secret = "<redacted>"
+	}
+	return yaml.Marshal(c)
+}

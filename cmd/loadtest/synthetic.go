@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard-sfu/switchboard/internal/client"
+	"github.com/switchboard-sfu/switchboard/signal"
 )
 
 type syntheticConfig struct {
@@ -26,6 +28,7 @@ type syntheticConfig struct {
 	concurrency             int
 	maxP99                  time.Duration
 	warmup                  time.Duration
+	tokenSecret             string
 }
 
 func (c *syntheticConfig) flags(fl *flag.FlagSet) {
@@ -39,6 +42,8 @@ func (c *syntheticConfig) flags(fl *flag.FlagSet) {
 	fl.Float64Var(&c.drop, "drop", 0, "impairment for testing the tool: subscribers discard this fraction of packets before counting")
 	fl.IntVar(&c.concurrency, "join-concurrency", 8, "clients joining at once")
 	fl.DurationVar(&c.maxP99, "max-p99", 0, "fail the run when the p99 added latency exceeds this (0: no limit)")
+	fl.StringVar(&c.tokenSecret, "token-secret", os.Getenv("SWITCHBOARD_TOKEN_SECRET"),
+		"the server's join token `secret`, to mint each client a token (default: $SWITCHBOARD_TOKEN_SECRET)")
 	fl.DurationVar(&c.warmup, "warmup", 0, "time after everyone joined before the measurement starts (lets bandwidth estimates and layers settle)")
 }
 
@@ -192,6 +197,16 @@ func runSynthetic(ctx context.Context, cfg *syntheticConfig, stderr io.Writer) (
 // joinAll joins ms, cfg.concurrency at a time; a publisher counts as joined
 // once its publisher connection is up.
 func joinAll(ctx context.Context, api *webrtc.API, cfg *syntheticConfig, ms []*member, opts client.Options, joined func()) {
+	var auth *signal.Auth
+	if cfg.tokenSecret != "" {
+		var err error
+		if auth, err = signal.NewAuth([]byte(cfg.tokenSecret)); err != nil {
+			for _, m := range ms {
+				m.err = err
+			}
+			return
+		}
+	}
 	sem := make(chan struct{}, cfg.concurrency)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -210,7 +225,17 @@ func joinAll(ctx context.Context, api *webrtc.API, cfg *syntheticConfig, ms []*m
 			if opts.Publish {
 				name = fmt.Sprintf("pub%d", i)
 			}
-			c, err := client.Join(jctx, api, cfg.wsURL(), cfg.room(m.room), name, opts)
+			o := opts
+			if auth != nil {
+				var err error
+				o.Token, err = auth.Mint(signal.Grant{Identity: fmt.Sprintf("%s-%d-%s", cfg.roomPrefix, m.room, name),
+					Name: name, Room: cfg.room(m.room), Publish: opts.Publish, Subscribe: true}, 24*time.Hour)
+				if err != nil {
+					m.err = err
+					return
+				}
+			}
+			c, err := client.Join(jctx, api, cfg.wsURL(), cfg.room(m.room), name, o)
 			m.joinTook = time.Since(m.joinStart)
 			if err == nil && opts.Publish {
 				select {

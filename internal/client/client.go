@@ -37,6 +37,8 @@ type Options struct {
 	// tenths and all of VideoBitrate, each with L1T3 temporal layers; the
 	// client follows the server's publish-layers.
 	Simulcast bool
+	// Token is the join token, for servers that require one.
+	Token string
 	// Drop discards this fraction of the received packets after the
 	// interceptors saw them and before they are counted: a known impairment
 	// for testing the measurements.
@@ -48,6 +50,7 @@ type Message struct {
 	Type         string                   `json:"type"`
 	Room         string                   `json:"room,omitempty"`
 	Name         string                   `json:"name,omitempty"`
+	Token        string                   `json:"token,omitempty"`
 	Target       string                   `json:"target,omitempty"`
 	SDP          string                   `json:"sdp,omitempty"`
 	Candidate    *webrtc.ICECandidateInit `json:"candidate,omitempty"`
@@ -212,7 +215,7 @@ func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) 
 	}
 	c.sub.OnTrack(c.onTrack)
 
-	if err := c.Send(Message{Type: "join", Room: room, Name: name}); err != nil {
+	if err := c.Send(Message{Type: "join", Room: room, Name: name, Token: c.opts.Token}); err != nil {
 		return err
 	}
 	var joined Message

@@ -25,6 +25,9 @@ const (
 type Estimator interface {
 	// TargetBitrate is the estimate in bit/s.
 	TargetBitrate() int
+	// Congested reports whether the last feedback showed the link
+	// overused (queues growing) or losing more than a tenth of the packets.
+	Congested() bool
 	// Stats are the estimator's internals, for debug logs.
 	Stats() map[string]any
 }
@@ -61,10 +64,17 @@ type gccEstimator struct{ cc.BandwidthEstimator }
 func (g gccEstimator) TargetBitrate() int    { return g.GetTargetBitrate() }
 func (g gccEstimator) Stats() map[string]any { return g.GetStats() }
 
+func (g gccEstimator) Congested() bool {
+	s := g.GetStats()
+	loss, _ := s["averageLoss"].(float64)
+	return s["usage"] == "overuse" || loss > 0.1
+}
+
 type fixedEstimate int
 
 func (f fixedEstimate) TargetBitrate() int    { return int(f) }
 func (f fixedEstimate) Stats() map[string]any { return nil }
+func (f fixedEstimate) Congested() bool       { return false }
 
 // newCongestionController builds the cc interceptor. Without pacing the
 // packets go straight to the wire: the stream allocator keeps what is sent

@@ -112,7 +112,7 @@ func (d *VP8Descriptor) Write(p []byte, pictureID uint16, tl0 uint8, keyIdx uint
 // It is not safe for concurrent use; the down-track guards it.
 type VP8Munger struct {
 	started   bool
-	picOffset uint16 // out = in + picOffset (mod 2^15)
+	picOffset uint16 // out = in + picOffset (mod 2^15) for pictures after the last drop
 	tl0Offset uint8
 	keyOffset uint8
 	lastPic   uint16 // last PictureID sent
@@ -122,9 +122,24 @@ type VP8Munger struct {
 	// packets shift the numbering only once.
 	dropped     uint16
 	haveDropped bool
+	// changes remembers where picOffset changed, so that a late packet of
+	// a picture from before a drop keeps the number its frame was given.
+	changes [vp8History]picChange
+	nchange int
 }
 
-const picMask = 0x7fff
+type picChange struct {
+	from   uint16 // first input PictureID the offset applies to
+	offset uint16
+}
+
+const (
+	picMask    = 0x7fff
+	vp8History = 16
+)
+
+// picNewer reports whether 15-bit PictureID a is after b.
+func picNewer(a, b uint16) bool { return int16((a-b)<<1) > 0 }
 
 // Start maps the picture d (the first packet of a keyframe of the new
 // source) to the picture after the last one sent.
@@ -137,6 +152,13 @@ func (m *VP8Munger) Start(d *VP8Descriptor) {
 	m.tl0Offset = m.lastTL0 + 1 - d.TL0PICIDX
 	m.keyOffset = m.lastKey + 1 - d.KeyIdx
 	m.haveDropped = false
+	m.nchange = 0
+	m.record(d.PictureID)
+}
+
+func (m *VP8Munger) record(from uint16) {
+	m.changes[m.nchange%vp8History] = picChange{from: from & picMask, offset: m.picOffset}
+	m.nchange++
 }
 
 // Drop accounts for a packet that is not forwarded (a dropped temporal
@@ -147,23 +169,35 @@ func (m *VP8Munger) Drop(d *VP8Descriptor) {
 	}
 	// Only a picture newer than the last sent one shifts the numbering; a
 	// late packet of an older picture changes nothing.
-	if out := (d.PictureID + m.picOffset) & picMask; int16((out-m.lastPic)<<1) <= 0 {
+	if !picNewer((d.PictureID+m.picOffset)&picMask, m.lastPic) {
 		return
 	}
 	m.dropped, m.haveDropped = d.PictureID, true
 	m.picOffset = (m.picOffset - 1) & picMask
+	m.record(d.PictureID + 1)
+}
+
+// offsetFor is the offset in force for input picture pic.
+func (m *VP8Munger) offsetFor(pic uint16) uint16 {
+	oldest := max(0, m.nchange-vp8History)
+	for i := m.nchange - 1; i >= oldest; i-- {
+		c := m.changes[i%vp8History]
+		if !picNewer(c.from, pic) {
+			return c.offset
+		}
+	}
+	return m.picOffset
 }
 
 // Rewrite returns the outgoing PictureID, TL0PICIDX and KEYIDX for d.
 func (m *VP8Munger) Rewrite(d *VP8Descriptor) (pic uint16, tl0 uint8, keyIdx uint8) {
-	pic = (d.PictureID + m.picOffset) & picMask
+	pic = (d.PictureID + m.offsetFor(d.PictureID)) & picMask
 	if !d.WidePicture {
 		pic &= 0x7f
 	}
 	tl0 = d.TL0PICIDX + m.tl0Offset
 	keyIdx = (d.KeyIdx + m.keyOffset) & 0x1f
-	// 15-bit serial comparison: shift into the top of an int16.
-	if int16((pic-m.lastPic)<<1) > 0 || !d.WidePicture {
+	if picNewer(pic, m.lastPic) || !d.WidePicture {
 		m.lastPic = pic
 	}
 	if d.HasTL0 && int8(tl0-m.lastTL0) > 0 {

@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"fmt"
 	"slices"
 	"time"
 
@@ -20,7 +21,7 @@ const (
 	upgradeHold        = 2 * time.Second
 	upgradeHeadroom    = 0.9 // upgrades must fit in this share of the estimate
 	audioBitrate       = 50_000
-	probeDuration      = 2 * time.Second
+	probeDuration      = 1500 * time.Millisecond
 	probeInterval      = 20 * time.Millisecond
 	probeCooldown      = 4 * time.Second
 	rateWindow         = time.Second
@@ -169,40 +170,24 @@ func (p *Participant) allocateLoop() {
 	probeTick := time.NewTicker(probeInterval)
 	probeTick.Stop()
 	state := map[*DownTrack]*allocation{}
-	var probe struct {
-		on            bool
-		d             *DownTrack
-		until, ended  time.Time
-		bytesPerTick  int
-		targetBitrate int
-	}
+	var probe prober
 	dynacast := map[*Track]*dynacastState{}
 	for {
 		select {
 		case <-p.done:
 			return
 		case <-probeTick.C:
-			now := time.Now()
-			if !probe.on || now.After(probe.until) || p.bwe.TargetBitrate() >= probe.targetBitrate {
-				probe.on, probe.ended = false, now
+			if !probe.tick(time.Now(), p) {
 				probeTick.Stop()
-				continue
-			}
-			for n := probe.bytesPerTick; n > 0; n -= 255 {
-				if !probe.d.writePadding(min(n, 255)) {
-					break
-				}
 			}
 			continue
 		case <-p.allocNeeded:
 		case <-tick.C:
 		}
 		now := time.Now()
-		want := p.reallocate(now, state)
-		if want.d != nil && !probe.on && now.Sub(probe.ended) > probeCooldown {
-			probe.on, probe.d, probe.until = true, want.d, now.Add(probeDuration)
-			probe.targetBitrate = want.target
-			probe.bytesPerTick = want.rate / 8 * int(probeInterval) / int(time.Second)
+		want := p.reallocate(now, state, probe.estimate(p))
+		if want.d != nil && !probe.on && now.After(probe.next) {
+			probe.start(now, want.d, want.target, want.rate)
 			probeTick.Reset(probeInterval)
 			p.log.Debug("probing", zap.Int("estimate", p.bwe.TargetBitrate()), zap.Int("target", want.target),
 				zap.Int("padding", want.rate))
@@ -215,12 +200,13 @@ func (p *Participant) allocateLoop() {
 // held back by the estimate.
 type probeWanted struct {
 	d      *DownTrack
+	need   int // what the next option costs more
 	rate   int // padding, bit/s
 	target int // the estimate that would allow the upgrade
 }
 
 // reallocate runs one round of the allocator.
-func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation) probeWanted {
+func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation, estimate int) probeWanted {
 	p.mu.Lock()
 	var videos []*DownTrack
 	audio := 0
@@ -246,7 +232,6 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 		}
 		return compareStrings(a.src.info.ID, b.src.info.ID)
 	})
-	estimate := p.bwe.TargetBitrate()
 	budget := estimate - audio*audioBitrate
 	opts := make([][]option, len(videos))
 	screen := make([]bool, len(videos))
@@ -261,14 +246,18 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 	}
 	keep := allocate(budget, opts, screen)
 	up := allocate(int(float64(budget)*upgradeHeadroom), opts, screen)
+	if ce := p.log.Check(zap.DebugLevel, "allocation"); ce != nil && len(videos) > 0 {
+		ce.Write(zap.Int("estimate", estimate), zap.Int("gcc", p.bwe.TargetBitrate()), zap.Any("gccStats", p.bwe.Stats()),
+			zap.String("options", fmt.Sprint(opts)), zap.Ints("keep", keep), zap.Ints("up", up))
+	}
 
 	var probe probeWanted
 	usage := audio * audioBitrate
 	for i, d := range videos {
 		a := state[d]
 		if a == nil {
-			// A new subscription starts at the lowest option and climbs.
-			a = &allocation{option: min(0, len(opts[i])-1)}
+			// A new subscription starts at what fits with headroom now.
+			a = &allocation{option: up[i]}
 			state[d] = a
 		}
 		cur := min(a.option, len(opts[i])-1)
@@ -286,10 +275,14 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 			}
 		default:
 			a.upSince = time.Time{}
-			if cur >= 0 && cur+1 < len(opts[i]) && probe.d == nil {
-				// Held back by the estimate: probe so it can grow.
-				need := opts[i][cur+1].bitrate - opts[i][cur].bitrate
-				probe = probeWanted{d: d, rate: max(need, 50_000)}
+			if cur+1 < len(opts[i]) && probe.d == nil {
+				// Held back by the estimate (or paused): probe for what the next
+				// option needs.
+				need := opts[i][cur+1].bitrate
+				if cur >= 0 {
+					need -= opts[i][cur].bitrate
+				}
+				probe = probeWanted{d: d, need: need}
 			}
 		}
 		a.option = next
@@ -301,19 +294,19 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 		}
 		p.notifyStreamState(d, a)
 	}
-	if probe.d != nil {
-		probe.target = int(float64(usage+probe.rate) / upgradeHeadroom)
-		if d := probe.d; d.subscriberBound() {
-			return probe
-		}
+	if probe.d != nil && probe.d.bound() {
+		// Pad so that the link carries the whole rate the upgrade needs.
+		probe.target = int(float64(usage+probe.need) / upgradeHeadroom)
+		probe.rate = max(probe.target-usage, 50_000)
+		return probe
 	}
 	return probeWanted{}
 }
 
-func (d *DownTrack) subscriberBound() bool {
+func (d *DownTrack) bound() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.writer != nil && d.current >= 0
+	return d.writer != nil
 }
 
 // notifyStreamState tells the client when a video's layer or paused state
@@ -352,6 +345,7 @@ func (p *Participant) SetTrackSettings(trackID string, width, height int) {
 	if found == nil {
 		return
 	}
+	p.log.Debug("track settings", zap.String("track", trackID), zap.Int("width", width), zap.Int("height", height))
 	found.mu.Lock()
 	found.maxWidth, found.visible = width, width
 	found.mu.Unlock()

@@ -47,10 +47,14 @@ type DownTrack struct {
 	maxWidth, visible int    // the subscriber's tile: max width in pixels; visible != 0
 
 	// Per source layer, because each layer's loop writes concurrently: the
-	// payload copy whose VP8 descriptor is rewritten, and the header
-	// extensions the TWCC interceptor fills in without allocating.
+	// outgoing header, the payload copy whose VP8 descriptor is rewritten,
+	// and the header extensions the TWCC interceptor fills in. Kept here so
+	// that forwarding a packet allocates nothing.
+	hdr     [maxLayers]rtp.Header
 	payload [maxLayers][1500]byte
 	ext     [maxLayers][2]rtp.Extension
+	padHdr  rtp.Header // for writePadding
+	padExt  [2]rtp.Extension
 }
 
 var _ webrtc.TrackLocal = (*DownTrack)(nil)
@@ -207,9 +211,11 @@ func (d *DownTrack) writeRTP(p *packet) {
 	}
 	d.seq.Push(sent)
 	d.lastSent = time.Now()
-	out := rtp.Header{
+	out := &d.hdr[p.layer]
+	*out = rtp.Header{
 		Version:        2,
-		Padding:        h.Padding,
+		Padding:        p.padding > 0,
+		PaddingSize:    p.padding,
 		Marker:         h.Marker,
 		PayloadType:    d.pt,
 		SequenceNumber: sn,
@@ -217,12 +223,15 @@ func (d *DownTrack) writeRTP(p *packet) {
 		SSRC:           d.ssrc,
 		Extensions:     d.ext[p.layer][:0],
 	}
-	notify := d.onChange
+	notify, temporal := d.onChange, d.temporal
 	d.mu.Unlock()
-	if switched && notify != nil {
-		notify()
+	if switched {
+		d.log.Debug("layer switch", zap.Int("layer", p.layer), zap.Uint8("temporal", temporal))
+		if notify != nil {
+			notify()
+		}
 	}
-	if n, err := w.WriteRTP(&out, payload); err != nil {
+	if n, err := w.WriteRTP(out, payload); err != nil {
 		if !isClosed(err) {
 			d.log.Debug("write rtp", zap.Error(err))
 		}
@@ -243,24 +252,23 @@ func (d *DownTrack) timestampGap() uint32 {
 }
 
 // writePadding sends one padding-only packet of size bytes (at most 255),
-// used to probe for bandwidth; false when the track is not flowing.
+// used to probe for bandwidth, also while the video is paused; false when
+// the track is not bound. Only the allocator's goroutine calls it.
 func (d *DownTrack) writePadding(size int) bool {
 	size = max(1, min(size, 255))
-	var buf [255]byte
-	buf[size-1] = byte(size)
-	var ext [2]rtp.Extension
 	d.mu.Lock()
 	w := d.writer
-	if w == nil || d.current < 0 {
+	if w == nil {
 		d.mu.Unlock()
 		return false
 	}
 	sn, ts := d.rewriter.Insert()
 	d.seq.Push(rtc.SentPacket{OutSN: sn, Padding: true, TS: ts})
-	out := rtp.Header{Version: 2, Padding: true, PayloadType: d.pt, SequenceNumber: sn, Timestamp: ts,
-		SSRC: d.ssrc, Extensions: ext[:0]}
+	out := &d.padHdr
+	*out = rtp.Header{Version: 2, Padding: true, PaddingSize: byte(size), PayloadType: d.pt,
+		SequenceNumber: sn, Timestamp: ts, SSRC: d.ssrc, Extensions: d.padExt[:0]}
 	d.mu.Unlock()
-	n, err := w.WriteRTP(&out, buf[:size])
+	n, err := w.WriteRTP(out, nil)
 	if err == nil {
 		d.stats.bytesOut.Add(uint64(n))
 	}
@@ -324,13 +332,16 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 			if err != nil {
 				continue
 			}
-			payload := buf[hl:n]
+			payload, pad, ok := stripPadding(&h, buf[hl:n])
+			if !ok {
+				continue
+			}
 			if d.src.codec == rtc.CodecVP8 {
 				if desc, ok := rtc.ParseVP8(payload); ok {
 					desc.Write(payload, sent.PictureID, sent.TL0, sent.KeyIdx)
 				}
 			}
-			out := rtp.Header{Version: 2, Padding: h.Padding, Marker: h.Marker, PayloadType: pt,
+			out := rtp.Header{Version: 2, Padding: pad > 0, PaddingSize: pad, Marker: h.Marker, PayloadType: pt,
 				SequenceNumber: outSN, Timestamp: sent.TS, SSRC: ssrc, Extensions: ext[:0]}
 			if _, err := w.WriteRTP(&out, payload); err != nil {
 				if !isClosed(err) {

@@ -81,7 +81,8 @@ type layer struct {
 type packet struct {
 	layer    int
 	header   *rtp.Header
-	payload  []byte // as received, padding included
+	payload  []byte // the media, without RTP padding
+	padding  byte   // RTP padding bytes that followed it
 	keyframe bool
 	vp8      rtc.VP8Descriptor
 	isVP8    bool
@@ -179,15 +180,11 @@ func (t *Track) route(l *layer, raw []byte, pkt *packet) {
 	if err != nil {
 		return // not RTP; one bad packet must not end the track
 	}
-	pkt.payload = raw[hl:]
-	media := pkt.payload
-	if h.Padding && len(media) > 0 {
-		pad := int(media[len(media)-1])
-		if pad > len(media) {
-			return
-		}
-		media = media[:len(media)-pad]
+	media, pad, ok := stripPadding(h, raw[hl:])
+	if !ok {
+		return
 	}
+	pkt.payload, pkt.padding = media, pad
 	t.stats.packetsIn.Add(1)
 	t.stats.bytesIn.Add(uint64(len(raw)))
 	l.lastPacket.Store(time.Now().UnixNano())
@@ -213,6 +210,22 @@ func (t *Track) route(l *layer, raw []byte, pkt *packet) {
 	for _, d := range *t.downs.Load() {
 		d.writeRTP(pkt)
 	}
+}
+
+// stripPadding splits RTP padding (RFC 3550 section 5.1) off a payload; it
+// is sent on as Header.PaddingSize, never inside the payload.
+func stripPadding(h *rtp.Header, payload []byte) (media []byte, pad byte, ok bool) {
+	if !h.Padding {
+		return payload, 0, true
+	}
+	if len(payload) == 0 {
+		return nil, 0, false
+	}
+	pad = payload[len(payload)-1]
+	if pad == 0 || int(pad) > len(payload) {
+		return nil, 0, false
+	}
+	return payload[:len(payload)-int(pad)], pad, true
 }
 
 // readDimensions reads the frame size from a VP8 keyframe header (RFC 6386
@@ -268,6 +281,7 @@ func (t *Track) RequestKeyframe(layer int) {
 
 func (t *Track) sendPLI(l *layer) {
 	t.stats.keyframeRequests.Add(1)
+	t.log.Debug("keyframe request", zap.String("rid", l.rid))
 	if err := t.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: l.ssrc}}); err != nil {
 		t.log.Debug("keyframe request failed", zap.Error(err))
 	}

@@ -2,14 +2,23 @@
 // WebSocket, a "publisher" PeerConnection that we offer on (our camera and
 // microphone go up) and a "subscriber" PeerConnection that the server offers
 // on (everyone else's media comes down).
+import { addCamera, getMedia, preferCodec, setLayers, SizeReporter } from './media.js';
+
 const loadedAt = performance.now();
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const CODECS = { vp8: 'video/VP8', vp9: 'video/VP9', h264: 'video/H264' };
 const preferredCodec = CODECS[(params.get('codec') || 'vp8').toLowerCase()] || CODECS.vp8;
+// ?simulcast=0 publishes the camera as a single encoding, for debugging.
+const simulcast = params.get('simulcast') !== '0';
+// ?publish=0 joins as a viewer: no camera or microphone (a screen share still works).
+const publishMedia = params.get('publish') !== '0';
+const ANSWER_TIMEOUT = 15_000; // ms the publisher waits for the server's answer
 
-const tiles = new Map(); // participant id -> {el, video, stream, label}
+const tiles = new Map(); // participant id -> {el, video, stream, label, ...}: camera and microphone
+const screens = new Map(); // participant id -> the tile of their screen share
+const received = new Map(); // MediaStreamTrack shown in a tile -> {id: server track id, participant, transceiver}
 let session = null; // the current join; callbacks of an older one compare against it and stop
 let baseState = 'idle';
 let stateDetail = '';
@@ -26,8 +35,18 @@ const sb = (window.switchboard = {
   // performance.now() of each step of the last join, for the load tool and
   // for finding where a slow join spends its time.
   timings: {},
-  tiles: () => [...document.querySelectorAll('#grid .tile[data-participant]')].map((el) => el.dataset.participant),
+  // Server track id -> its info from joined, track-published and track-updated.
+  tracks: {},
+  // Server track id -> {paused, layer}: the last stream-state of each received video.
+  streams: {},
+  // Publisher mid -> the rids that the last publish-layers left active.
+  publishLayers: {},
+  // A participant with a screen share has two tiles; each id is listed once.
+  tiles: () => [...new Set([...document.querySelectorAll('#grid .tile[data-participant]')].map((el) => el.dataset.participant))],
 });
+
+// track-settings: the size each received video is shown at.
+const sizes = new SizeReporter((trackId, width, height) => session?.send({ type: 'track-settings', trackId, width, height }));
 
 // ---- visible state ----
 
@@ -112,9 +131,12 @@ function teardown(state, detail) {
   s.pub?.pc.close();
   s.sub?.pc.close();
   s.stream?.getTracks().forEach((t) => t.stop());
+  s.screen?.stream.getTracks().forEach((t) => t.stop());
   $('local').srcObject = null;
-  for (const id of [...tiles.keys()]) removeTile(id);
-  Object.assign(sb, { you: null, publisher: null, subscriber: null, participants: {} });
+  showLocalScreen(null);
+  for (const id of [...tiles.keys(), ...screens.keys()]) removeTile(id);
+  sizes.reset();
+  Object.assign(sb, { you: null, publisher: null, subscriber: null, participants: {}, tracks: {}, streams: {}, publishLayers: {} });
   $('enable-audio').hidden = true;
   $('call').hidden = true;
   $('join-form').hidden = false;
@@ -135,7 +157,7 @@ function onMessage(s, data) {
       if (m.target === 'subscriber') onSubscriberOffer(s, m.sdp);
       return;
     case 'answer':
-      if (m.target === 'publisher' && s.pub) run(s.pub, () => setRemote(s.pub, { type: 'answer', sdp: m.sdp }));
+      if (m.target === 'publisher' && s.pub) onPublisherAnswer(s.pub, m.sdp);
       return;
     case 'candidate': {
       const peer = m.target === 'publisher' ? s.pub : m.target === 'subscriber' ? s.sub : null;
@@ -146,13 +168,15 @@ function onMessage(s, data) {
       return addParticipant(m.participant);
     case 'participant-left':
       return removeParticipant(m.participant.id);
-    case 'track-unpublished': {
-      const tile = tiles.get(m.track.participant);
-      const track = tile?.stream.getTrackById(m.track.id);
-      if (track) tile.stream.removeTrack(track);
-      return;
-    }
     case 'track-published': // the media itself arrives with the next subscriber offer
+    case 'track-updated':
+      return setTrackInfo(m.track);
+    case 'track-unpublished':
+      return removeTrackInfo(m.track);
+    case 'stream-state':
+      return onStreamState(m);
+    case 'publish-layers':
+      return onPublishLayers(s, m);
     case 'pong':
       return;
     case 'error':
@@ -180,6 +204,7 @@ async function onJoined(s, m) {
   history.replaceState(null, '', url);
   $('local-name').textContent = `${m.you.name} (you)`;
   for (const p of m.participants || []) addParticipant(p);
+  for (const t of m.tracks || []) setTrackInfo(t);
 
   // The subscriber exists before getUserMedia, which can take seconds (a
   // permission prompt), because the server may offer as soon as we joined.
@@ -187,34 +212,15 @@ async function onJoined(s, m) {
   s.sub.pc.ontrack = onTrack;
   sb.subscriber = s.sub.pc;
   setState('joined');
+  updateControls();
 
-  const stream = await getMedia();
+  const stream = publishMedia ? await getMedia(addError) : null;
   mark('gotMedia');
   if (session !== s) return stream?.getTracks().forEach((t) => t.stop());
   s.stream = stream;
   $('local').srcObject = stream;
   updateControls();
   if (stream) publish(s, stream); // a viewer has nothing to offer
-}
-
-async function getMedia() {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    addError('getUserMedia is unavailable (it needs https or localhost); joining as a viewer');
-    return null;
-  }
-  const video = { width: 640, height: 480 };
-  let firstError = null;
-  for (const constraints of [{ audio: true, video }, { audio: true }, { video }]) {
-    try {
-      const stream = await navigator.mediaDevices.getUserMedia(constraints);
-      if (firstError) addError(`getUserMedia failed (${firstError}); continuing with ${Object.keys(constraints)[0]} only`);
-      return stream;
-    } catch (err) {
-      firstError ??= `${err.name}: ${err.message}`;
-    }
-  }
-  addError(`getUserMedia failed (${firstError}); joining as a viewer`);
-  return null;
 }
 
 // ---- PeerConnections ----
@@ -273,34 +279,127 @@ async function addCandidate(peer, candidate) {
   }
 }
 
+// publisher returns the publisher PeerConnection, made on first use: the
+// camera's or a viewer's first screen share.
+function publisher(s) {
+  if (!s.pub) {
+    s.pub = makePeer(s, 'publisher');
+    s.pub.sources = new Map(); // transceiver -> 'microphone' | 'camera' | 'screen'
+    s.pub.answered = null; // resolves the answer that negotiate waits for
+    sb.publisher = s.pub.pc;
+  }
+  return s.pub;
+}
+
 function publish(s, stream) {
-  const pub = (s.pub = makePeer(s, 'publisher'));
-  sb.publisher = pub.pc;
+  const pub = publisher(s);
   for (const track of stream.getTracks()) {
-    const transceiver = pub.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-    if (track.kind === 'video') preferCodec(transceiver);
+    try {
+      if (track.kind === 'video') {
+        const transceiver = addCamera(pub.pc, track, stream, { simulcast, codec: preferredCodec });
+        preferCodec(transceiver, preferredCodec, addError);
+        pub.sources.set(transceiver, 'camera');
+      } else {
+        pub.sources.set(pub.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }), 'microphone');
+      }
+    } catch (err) {
+      addError(`cannot publish the ${track.kind === 'video' ? 'camera' : 'microphone'}: ${err.name}: ${err.message}`);
+    }
   }
   render();
+  negotiate(s);
+}
+
+// negotiate sends a publisher offer and applies the answer as one step of the
+// publisher's chain, so that nothing else (another offer, publish-layers)
+// runs between the two.
+function negotiate(s) {
+  const pub = s.pub;
   run(pub, async () => {
     await pub.pc.setLocalDescription(await pub.pc.createOffer());
-    s.send({ type: 'offer', target: 'publisher', sdp: pub.pc.localDescription.sdp });
+    // The mids exist from setLocalDescription on.
+    const sources = {};
+    for (const [t, source] of pub.sources) if (t.mid !== null) sources[t.mid] = source;
+    const answer = new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no answer to the offer within ${ANSWER_TIMEOUT / 1000} s`)), ANSWER_TIMEOUT);
+      pub.answered = (sdp) => {
+        clearTimeout(timer);
+        resolve(sdp);
+      };
+    });
+    s.send({ type: 'offer', target: 'publisher', sdp: pub.pc.localDescription.sdp, sources });
     signaled(pub);
+    try {
+      await setRemote(pub, { type: 'answer', sdp: await answer });
+    } finally {
+      pub.answered = null;
+    }
   });
 }
 
-function preferCodec(transceiver) {
-  if (!('setCodecPreferences' in RTCRtpTransceiver.prototype)) return;
-  // Browsers check the list against the receive capabilities (newer ones also accept send ones).
-  const codecs = (RTCRtpReceiver.getCapabilities?.('video') || RTCRtpSender.getCapabilities?.('video'))?.codecs;
-  if (!codecs) return;
-  const wanted = codecs.filter((c) => c.mimeType.toLowerCase() === preferredCodec.toLowerCase());
-  if (!wanted.length) return addError(`${preferredCodec} is not supported here; using the browser's default codec`);
+function onPublisherAnswer(pub, sdp) {
+  if (pub.answered) pub.answered(sdp);
+  else run(pub, () => setRemote(pub, { type: 'answer', sdp })); // unasked for: the pc decides what it means
+}
+
+// onPublishLayers turns the simulcast layers of one of our senders on or off
+// (dynacast), in the publisher's chain so that it never meets a renegotiation.
+function onPublishLayers(s, m) {
+  const pub = s.pub;
+  if (!pub || m.mid == null || !Array.isArray(m.active)) return;
+  run(pub, async () => {
+    const transceiver = pub.pc.getTransceivers().find((t) => t.mid === String(m.mid));
+    if (!transceiver) return console.warn('switchboard: publish-layers for an unknown mid', m.mid);
+    sb.publishLayers[transceiver.mid] = await setLayers(transceiver.sender, m.active);
+  });
+}
+
+// ---- screen share ----
+
+async function toggleScreen() {
+  const s = session;
+  if (!s || !sb.you) return;
+  if (s.screen) return stopScreen(s);
+  let stream;
   try {
-    // The others stay in the list so the server can still pick one of them.
-    transceiver.setCodecPreferences([...wanted, ...codecs.filter((c) => !wanted.includes(c))]);
+    stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
   } catch (err) {
-    console.warn('switchboard: setCodecPreferences failed:', err);
+    // NotAllowedError: the user closed the picker, which needs no message.
+    if (err.name !== 'NotAllowedError') addError(`screen share failed: ${err.name}: ${err.message}`);
+    return;
   }
+  const track = stream.getVideoTracks()[0];
+  if (session !== s || s.screen || !track) return stream.getTracks().forEach((t) => t.stop());
+  track.contentHint = 'detail'; // keep text sharp; the frame rate gives way first
+  const pub = publisher(s);
+  const transceiver = pub.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  preferCodec(transceiver, preferredCodec, addError);
+  pub.sources.set(transceiver, 'screen');
+  s.screen = { stream, transceiver };
+  // The browser's own "stop sharing" ends the track.
+  track.addEventListener('ended', () => s.screen?.stream === stream && stopScreen(s));
+  showLocalScreen(stream);
+  updateControls();
+  negotiate(s);
+}
+
+function stopScreen(s) {
+  const { stream, transceiver } = s.screen;
+  s.screen = null;
+  stream.getTracks().forEach((t) => t.stop());
+  showLocalScreen(null);
+  updateControls();
+  const pub = s.pub;
+  run(pub, () => {
+    pub.sources.delete(transceiver);
+    transceiver.stop(); // the next offer ends the track at the server
+  });
+  negotiate(s);
+}
+
+function showLocalScreen(stream) {
+  $('local-screen').srcObject = stream;
+  $('local-screen-tile').hidden = !stream;
 }
 
 function onSubscriberOffer(s, sdp) {
@@ -317,6 +416,7 @@ function onSubscriberOffer(s, sdp) {
     for (const t of sub.pc.getTransceivers()) {
       if (t.currentDirection !== 'recvonly' && t.currentDirection !== 'sendrecv') detach(t.receiver.track);
     }
+    relocate(); // a reused transceiver may carry another track now
   });
 }
 
@@ -325,16 +425,90 @@ function onTrack(e) {
   if (!id) return console.warn('switchboard: a track without a stream id', e.track.id);
   const track = e.track;
   mark(`first${track.kind === 'video' ? 'Video' : 'Audio'}Track`);
-  // A reused transceiver brings back the same track object for someone else.
-  detach(track);
-  const tile = ensureTile(id);
-  tile.stream.addTrack(track);
+  place(track, id, e.transceiver);
   track.onended = () => detach(track);
-  play(tile.video);
+}
+
+// place shows a received track in its participant's tile: the camera tile,
+// or for a screen share a tile of its own (both have the participant's
+// stream id, so the track info tells them apart).
+function place(track, participant, transceiver) {
+  const id = serverTrackId(track, participant, transceiver);
+  const screen = track.kind === 'video' && sb.tracks[id]?.source === 'screen';
+  let tile = (screen ? screens : tiles).get(participant);
+  if (!tile?.stream.getTracks().includes(track)) {
+    // A reused transceiver brings back the same track object for someone else.
+    detach(track);
+    tile = ensureTile(participant, screen ? 'screen' : 'camera');
+    tile.stream.addTrack(track);
+    play(tile.video);
+  }
+  received.set(track, { id, participant, transceiver });
+  showStreamState(tile);
+  sizes.check(tile.video);
+}
+
+// relocate places every received track again, after something that may
+// change its server id or participant (a renegotiation) or its source (track
+// info).
+function relocate() {
+  const sdp = session?.sub?.pc.remoteDescription?.sdp;
+  for (const [track, r] of [...received]) place(track, msid(sdp, r.transceiver?.mid)?.stream ?? r.participant, r.transceiver);
+}
+
+// serverTrackId is the server's id of a received track: the a=msid track id
+// of its m-line, which the server sets to its id; Chrome's track ids are the
+// same, other browsers make up their own; as a last resort the participant's
+// track of this kind that no other tile shows, a camera before a screen.
+function serverTrackId(track, participant, transceiver) {
+  const fromSdp = msid(session?.sub?.pc.remoteDescription?.sdp, transceiver?.mid)?.track;
+  if (fromSdp) return fromSdp;
+  if (sb.tracks[track.id]) return track.id;
+  const taken = new Set([...received].filter(([t]) => t !== track).map(([, r]) => r.id));
+  const known = Object.values(sb.tracks).filter((t) => t.participant === participant && t.kind === track.kind && !taken.has(t.id));
+  known.sort((a, b) => (a.source === 'screen') - (b.source === 'screen'));
+  return known[0]?.id ?? track.id;
+}
+
+// msid returns the a=msid stream and track ids of the m-line mid in sdp.
+function msid(sdp, mid) {
+  if (!sdp || mid == null) return null;
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    if (!section.split(/\r?\n/).includes(`a=mid:${mid}`)) continue;
+    const m = /^a=msid:(\S+) (\S+?)\r?$/m.exec(section);
+    return m && m[1] !== '-' ? { stream: m[1], track: m[2] } : null;
+  }
+  return null;
 }
 
 function detach(track) {
-  for (const tile of tiles.values()) if (tile.stream.getTracks().includes(track)) tile.stream.removeTrack(track);
+  received.delete(track);
+  for (const tile of [...tiles.values(), ...screens.values()]) {
+    if (!tile.stream.getTracks().includes(track)) continue;
+    tile.stream.removeTrack(track);
+    if (tile.source === 'screen' && !tile.stream.getTracks().length) dropTile(screens, tile.participant);
+    else showStreamState(tile);
+  }
+}
+
+function setTrackInfo(t) {
+  if (!t?.id) return;
+  sb.tracks[t.id] = t;
+  relocate(); // its source decides which tile shows it
+}
+
+function removeTrackInfo(t) {
+  if (!t?.id) return;
+  delete sb.tracks[t.id];
+  delete sb.streams[t.id];
+  sizes.forget(t.id);
+  for (const [track, r] of [...received]) if (r.id === t.id) detach(track);
+}
+
+function onStreamState(m) {
+  if (typeof m.trackId !== 'string') return;
+  sb.streams[m.trackId] = { paused: !!m.paused, layer: m.layer || null };
+  for (const tile of [...tiles.values(), ...screens.values()]) showStreamState(tile);
 }
 
 // ---- tiles ----
@@ -352,40 +526,76 @@ function removeParticipant(id) {
   render();
 }
 
-function ensureTile(id) {
-  let tile = tiles.get(id);
+function ensureTile(id, source = 'camera') {
+  const map = source === 'screen' ? screens : tiles;
+  let tile = map.get(id);
   if (!tile) {
     const el = document.createElement('div');
-    el.className = 'tile';
+    el.className = source === 'screen' ? 'tile screen' : 'tile';
     el.dataset.participant = id;
+    el.dataset.source = source;
     const video = document.createElement('video');
     video.autoplay = true;
     video.setAttribute('playsinline', '');
     const label = document.createElement('div');
     label.className = 'name';
-    el.append(video, label);
+    const pausedEl = document.createElement('div');
+    pausedEl.className = 'paused-note';
+    pausedEl.textContent = 'paused (low bandwidth)';
+    pausedEl.hidden = true;
+    const layerEl = document.createElement('div');
+    layerEl.className = 'layer';
+    layerEl.title = 'simulcast layer received';
+    layerEl.hidden = true;
+    el.append(video, pausedEl, layerEl, label);
     // One stream per participant, so audio and video stay in sync in one element.
     const stream = new MediaStream();
     video.srcObject = stream;
-    tile = { el, video, stream, label };
-    tiles.set(id, tile);
-    $('grid').append(el);
+    tile = { el, video, stream, label, pausedEl, layerEl, participant: id, source };
+    map.set(id, tile);
+    // A screen share sits right after its owner's camera.
+    if (source === 'screen' && tiles.has(id)) tiles.get(id).el.after(el);
+    else $('grid').append(el);
     watchFirstFrame(video);
+    sizes.watch(video, () => videoTrackId(tile));
   }
-  tile.label.textContent = sb.participants[id] ?? id;
+  const name = sb.participants[id] ?? id;
+  tile.label.textContent = source === 'screen' ? `${name} (screen)` : name;
   return tile;
 }
 
 function removeTile(id) {
-  const tile = tiles.get(id);
+  dropTile(tiles, id);
+  dropTile(screens, id);
+}
+
+function dropTile(map, id) {
+  const tile = map.get(id);
   if (!tile) return;
+  for (const track of tile.stream.getTracks()) received.delete(track);
+  sizes.unwatch(tile.video);
   tile.video.srcObject = null;
   tile.el.remove();
-  tiles.delete(id);
+  map.delete(id);
+}
+
+// videoTrackId is the server id of the video a tile shows, or null.
+function videoTrackId(tile) {
+  const track = tile.stream.getVideoTracks()[0];
+  return (track && received.get(track)?.id) ?? null;
+}
+
+function showStreamState(tile) {
+  const id = videoTrackId(tile);
+  const state = id ? sb.streams[id] : undefined;
+  tile.el.classList.toggle('paused', !!state?.paused);
+  tile.pausedEl.hidden = !state?.paused;
+  tile.layerEl.textContent = state?.layer ?? '';
+  tile.layerEl.hidden = !state?.layer;
 }
 
 function watchFirstFrame(video) {
-  const mark = () => {
+  const seen = () => {
     if (!video.videoWidth) return;
     sb.firstRemoteFrameAt ??= performance.now();
     mark('firstFrame');
@@ -396,8 +606,8 @@ function watchFirstFrame(video) {
       mark('firstFrame');
     });
   } else {
-    video.addEventListener('loadeddata', mark);
-    video.addEventListener('resize', mark);
+    video.addEventListener('loadeddata', seen);
+    video.addEventListener('resize', seen);
   }
 }
 
@@ -431,6 +641,10 @@ function updateControls() {
   const stream = session?.stream;
   setButton($('mute'), stream?.getAudioTracks()[0], 'Unmute', 'Mute');
   setButton($('camera'), stream?.getVideoTracks()[0], 'Camera on', 'Camera off');
+  const sharing = !!session?.screen;
+  $('screen').disabled = !sb.you || !navigator.mediaDevices?.getDisplayMedia;
+  $('screen').setAttribute('aria-pressed', String(sharing));
+  $('screen').textContent = sharing ? 'Stop sharing' : 'Share screen';
 }
 
 function setButton(button, track, pressedText, text) {
@@ -442,6 +656,7 @@ function setButton(button, track, pressedText, text) {
 
 $('mute').addEventListener('click', () => toggleTrack('audio'));
 $('camera').addEventListener('click', () => toggleTrack('video'));
+$('screen').addEventListener('click', toggleScreen);
 $('leave').addEventListener('click', leave);
 $('enable-audio').addEventListener('click', enableAudio);
 

@@ -10,5 +10,5 @@ import "embed"
 // FS holds index.html, app.js and style.css at its root; the server serves it
 // at "/".
 //
-//go:embed index.html app.js style.css
+//go:embed index.html app.js media.js style.css
 var FS embed.FS

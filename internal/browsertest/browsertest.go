@@ -331,3 +331,12 @@ func (tab *Tab) WaitFor(ctx context.Context, expr string, out any) error {
 		}
 	}
 }
+
+// SetViewport resizes the tab's page to width x height CSS pixels, as a
+// bigger window would (headless pages are about 780x490 by default).
+func (tab *Tab) SetViewport(ctx context.Context, width, height int64) error {
+	rctx, cancel := context.WithCancel(tab.ctx)
+	defer cancel()
+	defer context.AfterFunc(ctx, cancel)()
+	return chromedp.Do(rctx, chromedp.EmulateViewport(width, height))
+}

@@ -1,0 +1,83 @@
+package sfu
+
+import (
+	"encoding/binary"
+	"fmt"
+	"testing"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+
+	"github.com/switchboard-sfu/switchboard/rtc"
+)
+
+// countWriter stands in for the subscriber's write stream without costing
+// anything itself, so the benchmark measures only the forwarding path.
+type countWriter struct{ packets, bytes int }
+
+func (w *countWriter) WriteRTP(h *rtp.Header, payload []byte) (int, error) {
+	w.packets++
+	w.bytes += len(payload)
+	return 12 + len(payload), nil
+}
+
+func (w *countWriter) Write(b []byte) (int, error) { return len(b), nil }
+
+// BenchmarkForward is the per-packet work of one layer's forwarding loop:
+// parse, cache, classify and rewrite one ~1100-byte VP8 packet for each
+// subscriber. It must not allocate: anything else is garbage at packet rate
+// times subscribers.
+func BenchmarkForward(b *testing.B) {
+	for _, subs := range []int{1, 10, 50} {
+		b.Run(fmt.Sprintf("downtracks=%d", subs), func(b *testing.B) {
+			info := TrackInfo{ID: "t", Participant: "p", Kind: webrtc.RTPCodecTypeVideo, Codec: webrtc.MimeTypeVP8}
+			track := newTrack(info, "1", vp8Codec, func([]rtcp.Packet) error { return nil }, zap.NewNop())
+			l := &layer{index: 0, rid: "q", ssrc: 1, cache: &rtc.PacketCache{}}
+			track.layers[0].Store(l)
+			writers := make([]*countWriter, subs)
+			for i := range subs {
+				d := newDownTrack(track, &Participant{log: zap.NewNop()})
+				writers[i] = &countWriter{}
+				d.writer, d.ssrc, d.pt = writers[i], uint32(100+i), subPT
+				track.addDownTrack(d)
+			}
+			b.Cleanup(func() { track.close() })
+
+			src := vp8Source{ssrc: 1, sn: 1, ts: 1, pic: 1, width: 320, height: 180, size: 1100}
+			key := src.frame(true, 0, 1)[0]
+			inter := src.frame(false, 0, 1)[0]
+			var hdr rtp.Header
+			pkt := packet{layer: 0, header: &hdr}
+			buf := make([]byte, 1500)
+			n := copy(buf, key.raw)
+			track.route(l, buf[:n], &pkt) // starts every down-track
+			n = copy(buf, inter.raw)
+			raw := buf[:n]
+			sn, ts, pic := inter.sn, inter.ts, inter.pic
+
+			b.SetBytes(int64(len(raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				// The next frame: the publisher's numbers move on as a real stream's do.
+				sn++
+				ts += 3000
+				pic = (pic + 1) & 0x7fff
+				binary.BigEndian.PutUint16(raw[2:], sn)
+				binary.BigEndian.PutUint32(raw[4:], ts)
+				binary.BigEndian.PutUint16(raw[rtpHeaderSize+2:], 0x8000|pic)
+				track.route(l, raw, &pkt)
+			}
+			b.StopTimer()
+			for i, w := range writers {
+				// the keyframe plus one packet per iteration
+				if w.packets != b.N+1 {
+					b.Fatalf("down-track %d wrote %d packets in %d iterations", i, w.packets, b.N)
+				}
+			}
+		})
+	}
+}
+
+const rtpHeaderSize = 12

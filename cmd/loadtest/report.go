@@ -35,6 +35,9 @@ type Report struct {
 	// PaddingPackets are padding-only packets (the server's bandwidth
 	// probes), not counted in PacketsReceived (synthetic mode).
 	PaddingPackets int64 `json:"padding_packets"`
+	// LatePackets arrived after a later one: reordered, or resent after a
+	// NACK (synthetic mode). Their latency counts in LatencyMS.
+	LatePackets int64 `json:"late_packets"`
 	// LatencyMS is the added forwarding latency per packet: arrival at the
 	// subscriber minus the publisher's send stamp (synthetic mode only).
 	LatencyMS *Dist `json:"latency_ms,omitempty"`
@@ -97,6 +100,8 @@ type ServerStats struct {
 	// From /metrics when it is reachable.
 	PacketsSent            int64    `json:"packets_sent"`
 	BytesSent              int64    `json:"bytes_sent"`
+	NACKs                  int64    `json:"nacks"`
+	Retransmits            int64    `json:"retransmits"`
 	PacketsReceived        int64    `json:"packets_received"`
 	CPUSecondsPer1kPackets *float64 `json:"cpu_seconds_per_1k_packets,omitempty"`
 }
@@ -191,7 +196,8 @@ func (r *Report) printTable(w io.Writer) {
 	row("config", "%s", strings.Join(cfg, " "))
 	row("clients", "%d joined of %d, %d failed", r.Clients.Joined, r.Clients.Expected, r.Clients.Failed)
 	row("streams", "%d receiving of %d", r.Streams.Receiving, r.Streams.Expected)
-	row("packets", "%d received, %d lost (%.3f%%), %d padding", r.PacketsReceived, r.PacketsLost, 100*r.LossRatio, r.PaddingPackets)
+	row("packets", "%d received, %d lost (%.3f%%), %d late, %d padding", r.PacketsReceived, r.PacketsLost, 100*r.LossRatio,
+		r.LatePackets, r.PaddingPackets)
 	if r.LatencyMS != nil {
 		row("added latency", "%s ms", distString(*r.LatencyMS, "p50", "p95", "p99", "max"))
 	}
@@ -206,8 +212,8 @@ func (r *Report) printTable(w io.Writer) {
 		row("freezes", "%d, %.1f s in all, %.2f per minute per stream", r.Freezes.Count, r.Freezes.TotalS, r.Freezes.PerMinPerStream)
 	}
 	if s := r.Server; s != nil {
-		line := fmt.Sprintf("%.2f CPU-s (%.0f%% of a core), RSS %.0f MiB, %d packets forwarded", s.CPUSeconds, s.CPUPercent,
-			float64(s.RSSBytes)/(1<<20), s.PacketsSent)
+		line := fmt.Sprintf("%.2f CPU-s (%.0f%% of a core), RSS %.0f MiB, %d packets forwarded, %d resent for %d NACKs",
+			s.CPUSeconds, s.CPUPercent, float64(s.RSSBytes)/(1<<20), s.PacketsSent, s.Retransmits, s.NACKs)
 		if s.CPUSecondsPer1kPackets != nil {
 			line += fmt.Sprintf(", %.4f CPU-s per 1k packets", *s.CPUSecondsPer1kPackets)
 		}

@@ -27,6 +27,7 @@ type serverSample struct {
 	cpu, rss           float64
 	sent, received     float64
 	bytesSent          float64
+	nacks, retransmits float64
 	hasCPU, hasPackets bool
 }
 
@@ -48,6 +49,8 @@ func (p *serverProbe) sample(ctx context.Context) serverSample {
 		s.sent, s.hasPackets = m["switchboard_packets_sent_total"]
 		s.received = m["switchboard_packets_received_total"]
 		s.bytesSent = m["switchboard_bytes_sent_total"]
+		s.nacks = m["switchboard_nacks_received_total"]
+		s.retransmits = m["switchboard_packets_retransmitted_total"]
 		cpu, ok1 := m["process_cpu_seconds_total"]
 		rss, ok2 := m["process_resident_memory_bytes"]
 		if ok1 && ok2 && p.pid == 0 {
@@ -195,6 +198,8 @@ func (w *serverWindow) stats() *ServerStats {
 		s.PacketsSent = int64(w.last.sent - w.first.sent)
 		s.PacketsReceived = int64(w.last.received - w.first.received)
 		s.BytesSent = int64(w.last.bytesSent - w.first.bytesSent)
+		s.NACKs = int64(w.last.nacks - w.first.nacks)
+		s.Retransmits = int64(w.last.retransmits - w.first.retransmits)
 		if s.PacketsSent > 0 && w.first.hasCPU && w.last.hasCPU {
 			v := s.CPUSeconds / (float64(s.PacketsSent) / 1000)
 			s.CPUSecondsPer1kPackets = &v

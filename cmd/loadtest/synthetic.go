@@ -394,6 +394,7 @@ func (w *window) fill(rep *Report, cfg *syntheticConfig) {
 		}
 		rep.PacketsReceived += end.stats.Packets - start.stats.Packets
 		rep.PaddingPackets += end.stats.Padding - start.stats.Padding
+		rep.LatePackets += end.stats.Late - start.stats.Late
 		expected += end.stats.Expected - start.stats.Expected
 		unique += end.stats.Unique - start.stats.Unique
 		perMember[m] += end.stats.Bytes - start.stats.Bytes

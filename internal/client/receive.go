@@ -39,6 +39,7 @@ type Received struct {
 	expected   atomic.Int64
 	unique     atomic.Int64
 	duplicates atomic.Int64
+	late       atomic.Int64
 	jitter     atomic.Uint64 // float64 bits, seconds
 }
 
@@ -48,6 +49,9 @@ type StreamStats struct {
 	// Expected is the span of sequence numbers seen, Unique the distinct
 	// packets within it; Expected-Unique were lost.
 	Expected, Unique, Duplicates int64
+	// Late packets arrived after a higher sequence number: reordered, or
+	// resent after a NACK.
+	Late int64
 	// Jitter is the RFC 3550 interarrival jitter.
 	Jitter time.Duration
 }
@@ -65,6 +69,7 @@ func (r *Received) Stats() StreamStats {
 		Expected:   r.expected.Load(),
 		Unique:     r.unique.Load(),
 		Duplicates: r.duplicates.Load(),
+		Late:       r.late.Load(),
 		Jitter:     time.Duration(math.Float64frombits(r.jitter.Load()) * 1e9),
 	}
 }
@@ -154,6 +159,7 @@ func (rc *receiver) observe(p []byte, now int64) {
 	dup := rc.seq.push(sn)
 	r.expected.Store(rc.seq.expected())
 	r.unique.Store(rc.seq.unique)
+	r.late.Store(rc.seq.late)
 	if len(payload) == 0 {
 		r.Padding.Add(1)
 		return

@@ -46,6 +46,7 @@ type seqTracker struct {
 	base, highest int64 // extended sequence numbers
 	unique        int64 // distinct packets in [base, highest]
 	duplicates    int64
+	late          int64                  // distinct packets that arrived after a higher one: reordered, or resent after a NACK
 	seen          [seqWindow / 64]uint64 // bit (ext % seqWindow) is set when ext arrived
 }
 
@@ -75,6 +76,7 @@ func (s *seqTracker) push(sn uint16) (duplicate bool) {
 	case s.highest-ext >= seqWindow:
 		// Too old to tell from a duplicate; RFC 3550 counts it as received.
 		s.unique++
+		s.late++
 		if ext < s.base {
 			s.base = ext
 		}
@@ -88,6 +90,9 @@ func (s *seqTracker) push(sn uint16) (duplicate bool) {
 			s.clear(e)
 		}
 		s.base = ext
+		s.late++
+	default:
+		s.late++
 	}
 	s.mark(ext)
 	s.unique++

@@ -13,21 +13,21 @@ import (
 
 func TestSeqTracker(t *testing.T) {
 	for _, tc := range []struct {
-		name                 string
-		seqs                 []uint16
-		expected, lost, dups int64
+		name                       string
+		seqs                       []uint16
+		expected, lost, dups, late int64
 	}{
-		{"in order", []uint16{10, 11, 12, 13}, 4, 0, 0},
-		{"gap", []uint16{10, 11, 14, 15}, 6, 2, 0},
-		{"reordered", []uint16{10, 12, 11, 13}, 4, 0, 0},
-		{"gap filled late", []uint16{10, 11, 13, 14, 15, 12}, 6, 0, 0},
-		{"duplicate", []uint16{10, 11, 11, 12}, 3, 0, 1},
-		{"duplicate of a late one", []uint16{10, 12, 11, 11}, 3, 0, 1},
-		{"wrap", []uint16{65534, 65535, 0, 1}, 4, 0, 0},
-		{"gap across the wrap", []uint16{65534, 1}, 4, 2, 0},
-		{"reordered before the first", []uint16{10, 9, 11}, 3, 0, 0},
-		{"big jump", []uint16{1, 2000, 2001}, 2001, 1998, 0},
-		{"duplicate after a big jump", []uint16{1, 3000, 3000}, 3000, 2998, 1},
+		{"in order", []uint16{10, 11, 12, 13}, 4, 0, 0, 0},
+		{"gap", []uint16{10, 11, 14, 15}, 6, 2, 0, 0},
+		{"reordered", []uint16{10, 12, 11, 13}, 4, 0, 0, 1},
+		{"gap filled late", []uint16{10, 11, 13, 14, 15, 12}, 6, 0, 0, 1},
+		{"duplicate", []uint16{10, 11, 11, 12}, 3, 0, 1, 0},
+		{"duplicate of a late one", []uint16{10, 12, 11, 11}, 3, 0, 1, 1},
+		{"wrap", []uint16{65534, 65535, 0, 1}, 4, 0, 0, 0},
+		{"gap across the wrap", []uint16{65534, 1}, 4, 2, 0, 0},
+		{"reordered before the first", []uint16{10, 9, 11}, 3, 0, 0, 1},
+		{"big jump", []uint16{1, 2000, 2001}, 2001, 1998, 0, 0},
+		{"duplicate after a big jump", []uint16{1, 3000, 3000}, 3000, 2998, 1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s seqTracker
@@ -45,6 +45,9 @@ func TestSeqTracker(t *testing.T) {
 			}
 			if dups != tc.dups || s.duplicates != tc.dups {
 				t.Errorf("duplicates = %d (counted %d), want %d", dups, s.duplicates, tc.dups)
+			}
+			if s.late != tc.late {
+				t.Errorf("late = %d, want %d", s.late, tc.late)
 			}
 		})
 	}

@@ -38,11 +38,11 @@ func (c *syntheticConfig) flags(fl *flag.FlagSet) {
 	fl.Var(&c.bitrate, "bitrate", "video bitrate per publisher (its full layer with -simulcast), e.g. 500k or 1.5M")
 	fl.IntVar(&c.fps, "fps", 30, "video frames per second")
 	fl.DurationVar(&c.keyframeInterval, "keyframe-interval", 2*time.Second, "time between unrequested keyframes")
-	fl.BoolVar(&c.simulcast, "simulcast", false, "publish three VP8 layers (rids q, h, f at 1/16, 1/4 and 1 of -bitrate)")
+	fl.BoolVar(&c.simulcast, "simulcast", false, "publish as the web client does: VP8 layers q, h, f (320x180, 640x360, 1280x720 at 1/10, 3/10 and all of -bitrate) with L1T3 temporal layers")
 	fl.Float64Var(&c.drop, "drop", 0, "impairment for testing the tool: subscribers discard this fraction of packets before counting")
 	fl.IntVar(&c.concurrency, "join-concurrency", 8, "clients joining at once")
 	fl.DurationVar(&c.maxP99, "max-p99", 0, "fail the run when the p99 added latency exceeds this (0: no limit)")
-	fl.StringVar(&c.tokenSecret, "token-secret", os.Getenv("SWITCHBOARD_TOKEN_SECRET"),
+	fl.StringVar(&c.tokenSecret, "token-secret", "",
 		"the server's join token `secret`, to mint each client a token (default: $SWITCHBOARD_TOKEN_SECRET)")
 	fl.DurationVar(&c.warmup, "warmup", 0, "time after everyone joined before the measurement starts (lets bandwidth estimates and layers settle)")
 }
@@ -90,6 +90,9 @@ func runSynthetic(ctx context.Context, cfg *syntheticConfig, stderr io.Writer) (
 		return nil, errors.New("-drop must be in [0, 1]")
 	case cfg.publishers == 1 && cfg.subscribers == 0:
 		return nil, errors.New("nobody would receive anything: add -subscribers or -publishers")
+	}
+	if cfg.tokenSecret == "" {
+		cfg.tokenSecret = os.Getenv("SWITCHBOARD_TOKEN_SECRET")
 	}
 	rep := &Report{
 		Mode: "synthetic", URL: cfg.url, Start: time.Now(),

@@ -225,6 +225,9 @@ loop:
 		var bytes int64
 		for id, end := range t.prev {
 			start := t.first[id]
+			if end.Packets == start.Packets {
+				rep.Streams.Stalled++
+			}
 			rep.PacketsReceived += end.Packets - start.Packets
 			lost += end.Lost - start.Lost
 			bytes += end.Bytes - start.Bytes

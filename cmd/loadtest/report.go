@@ -81,6 +81,9 @@ type Counts struct {
 type StreamCounts struct {
 	Expected  int `json:"expected"`
 	Receiving int `json:"receiving"`
+	// Stalled streams delivered nothing during the window (a video the
+	// server paused, for instance).
+	Stalled int `json:"stalled"`
 }
 
 // Freezes are Chrome's video freezes (inbound-rtp freezeCount and
@@ -195,7 +198,7 @@ func (r *Report) printTable(w io.Writer) {
 	}
 	row("config", "%s", strings.Join(cfg, " "))
 	row("clients", "%d joined of %d, %d failed", r.Clients.Joined, r.Clients.Expected, r.Clients.Failed)
-	row("streams", "%d receiving of %d", r.Streams.Receiving, r.Streams.Expected)
+	row("streams", "%d receiving of %d, %d stalled in the window", r.Streams.Receiving, r.Streams.Expected, r.Streams.Stalled)
 	row("packets", "%d received, %d lost (%.3f%%), %d late, %d padding", r.PacketsReceived, r.PacketsLost, 100*r.LossRatio,
 		r.LatePackets, r.PaddingPackets)
 	if r.LatencyMS != nil {

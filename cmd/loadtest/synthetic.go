@@ -395,6 +395,9 @@ func (w *window) fill(rep *Report, cfg *syntheticConfig) {
 		if start == nil {
 			start = &streamSnap{}
 		}
+		if end.stats.Packets == start.stats.Packets {
+			rep.Streams.Stalled++
+		}
 		rep.PacketsReceived += end.stats.Packets - start.stats.Packets
 		rep.PaddingPackets += end.stats.Padding - start.stats.Padding
 		rep.LatePackets += end.stats.Late - start.stats.Late

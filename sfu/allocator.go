@@ -19,7 +19,9 @@ import (
 const (
 	allocationInterval = 300 * time.Millisecond
 	upgradeHold        = 2 * time.Second
-	upgradeHeadroom    = 0.9 // upgrades must fit in this share of the estimate
+	maxUpgradeHold     = 16 * time.Second
+	flapWindow         = 10 * time.Second // a downgrade this soon after an upgrade is a flap
+	upgradeHeadroom    = 0.9              // upgrades must fit in this share of the estimate
 	audioBitrate       = 50_000
 	probeDuration      = 1500 * time.Millisecond
 	probeInterval      = 20 * time.Millisecond
@@ -66,10 +68,29 @@ func (t *Track) options(maxWidth int) []option {
 // layerWidth is a layer's width from its last keyframe, or what the web
 // client's encodings make of a 720p camera.
 func layerWidth(l *layer, i int) int {
-	if w := l.width.Load(); w > 0 {
-		return int(w)
+	if l != nil {
+		if w := l.width.Load(); w > 0 {
+			return int(w)
+		}
 	}
 	return 1280 >> (maxLayers - 1 - i)
+}
+
+// usefulLayers is how many layers of t a tile maxWidth wide can use,
+// counting layers not seen yet: the publisher may not have sent them, and
+// dynacast must not switch off a layer before anyone could ask for it.
+func (t *Track) usefulLayers(maxWidth int) int {
+	if len(t.Info().Layers) == 0 {
+		return 1 // not simulcast
+	}
+	n := 1
+	for i := 1; i < maxLayers; i++ {
+		if maxWidth > 0 && layerWidth(t.layer(i), i) > maxWidth*5/4 {
+			break
+		}
+		n = i + 1
+	}
+	return n
 }
 
 // layerRates are measured bitrates per layer and temporal layer.
@@ -154,8 +175,14 @@ func allocate(budget int, opts [][]option, screen []bool) []int {
 
 // allocation is the allocator's state for one video down-track.
 type allocation struct {
-	option       int // index in the options last computed, -1 paused
-	upSince      time.Time
+	option  int // index in the options last computed, -1 paused
+	upSince time.Time
+	// hold is how long an upgrade must stay possible before it is made. It
+	// doubles when an upgrade is soon undone, so a link at the edge of a
+	// layer settles instead of flapping, and relaxes after a calm spell.
+	hold         time.Duration
+	lastUp       time.Time
+	lastDown     time.Time
 	sentPaused   bool
 	sentLayer    string
 	notifiedOnce bool
@@ -256,8 +283,10 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 	for i, d := range videos {
 		a := state[d]
 		if a == nil {
-			// A new subscription starts at what fits with headroom now.
-			a = &allocation{option: up[i]}
+			// A new subscription starts at what fits with headroom now, but
+			// no higher than the lowest layer: the estimate has not been
+			// tested yet, and climbing is cheaper than a congested start.
+			a = &allocation{option: min(up[i], lowestLayerTop(opts[i]))}
 			state[d] = a
 		}
 		cur := min(a.option, len(opts[i])-1)
@@ -266,12 +295,20 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 		case keep[i] < cur:
 			next = keep[i] // downgrade now
 			a.upSince = time.Time{}
+			if now.Sub(a.lastUp) < flapWindow {
+				a.hold = min(2*a.hold, maxUpgradeHold)
+			}
+			a.lastDown = now
 		case up[i] > cur:
+			if a.hold == 0 || now.Sub(a.lastDown) > 2*maxUpgradeHold {
+				a.hold = upgradeHold
+			}
 			if a.upSince.IsZero() {
 				a.upSince = now
-			} else if now.Sub(a.upSince) >= upgradeHold {
+			} else if now.Sub(a.upSince) >= a.hold {
 				next = cur + 1
 				a.upSince = now
+				a.lastUp = now
 			}
 		default:
 			a.upSince = time.Time{}
@@ -390,28 +427,23 @@ func (p *Participant) dynacast(now time.Time, states map[*Track]*dynacastState) 
 			}
 			states[t] = s
 		}
-		needed := -1
+		needed := 0 // layers
 		for _, d := range t.downTracks() {
 			d.mu.Lock()
 			maxWidth, visible := d.maxWidth, d.visible
 			d.mu.Unlock()
-			if visible == 0 {
-				continue
-			}
-			if opts := t.options(maxWidth); len(opts) > 0 {
-				needed = max(needed, opts[len(opts)-1].layer)
+			if visible != 0 {
+				needed = max(needed, t.usefulLayers(maxWidth))
 			}
 		}
-		for i := 0; i <= needed; i++ {
+		for i := 0; i < needed; i++ {
 			s.neededAt[i] = now
 		}
 		// On at once when needed; off only after dynacastHold unneeded.
 		active := 0
 		for i := range maxLayers {
-			if t.layer(i) != nil || i <= needed {
-				if now.Sub(s.neededAt[i]) < dynacastHold {
-					active = i + 1
-				}
+			if now.Sub(s.neededAt[i]) < dynacastHold {
+				active = i + 1
 			}
 		}
 		if s.told && active == s.lastActive {
@@ -439,4 +471,16 @@ func compareStrings(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// lowestLayerTop is the index of the best option of the lowest spatial layer.
+func lowestLayerTop(opts []option) int {
+	top := -1
+	for i, o := range opts {
+		if o.layer != opts[0].layer {
+			break
+		}
+		top = i
+	}
+	return top
 }

@@ -42,7 +42,6 @@ type DownTrack struct {
 	temporal          uint8 // highest temporal layer forwarded
 	targetTemporal    uint8 // applied at the next base-layer frame
 	lastSent          time.Time
-	switches          int    // layer switches, for metrics
 	onChange          func() // told when current changes; set once before bind
 	maxWidth, visible int    // the subscriber's tile: max width in pixels; visible != 0
 
@@ -179,7 +178,7 @@ func (d *DownTrack) writeRTP(p *packet) {
 			d.vp8.Start(&p.vp8)
 		}
 		d.current, d.temporal = p.layer, d.targetTemporal
-		d.switches++
+		d.stats.layerSwitches.Add(1)
 		switched = true
 	}
 	if p.isVP8 && p.vp8.HasTID {

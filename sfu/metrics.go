@@ -15,6 +15,7 @@ type counters struct {
 	packetsOut, bytesOut atomic.Uint64
 	nacks, retransmits   atomic.Uint64
 	keyframeRequests     atomic.Uint64
+	layerSwitches        atomic.Uint64
 }
 
 func (c *counters) addTo(d *counters) {
@@ -25,7 +26,24 @@ func (c *counters) addTo(d *counters) {
 	d.nacks.Add(c.nacks.Load())
 	d.retransmits.Add(c.retransmits.Load())
 	d.keyframeRequests.Add(c.keyframeRequests.Load())
+	d.layerSwitches.Add(c.layerSwitches.Load())
 }
+
+// forwardLatency samples, for one packet in latencySample, the time from
+// reading it off the publisher's socket to the last subscriber's write
+// returning: the fan-out cost a packet sees, network excluded.
+var forwardLatency = prometheus.NewHistogram(prometheus.HistogramOpts{
+	Name:    "switchboard_forwarding_latency_seconds",
+	Help:    "Time from receiving a packet to having written it to every subscriber (sampled).",
+	Buckets: []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3},
+})
+
+// latencySample: one packet in this many is timed, so the clock reads stay
+// off the per-packet cost.
+const latencySample = 64
+
+// bweBuckets are the histogram buckets of subscribers' bandwidth estimates.
+var bweBuckets = []float64{100e3, 250e3, 500e3, 1e6, 2e6, 4e6, 8e6, 16e6}
 
 var (
 	descRooms        = prometheus.NewDesc("switchboard_rooms", "Rooms open now.", nil, nil)
@@ -38,14 +56,18 @@ var (
 	descNacks        = prometheus.NewDesc("switchboard_nacks_received_total", "NACK feedback packets received from subscribers.", nil, nil)
 	descRetransmits  = prometheus.NewDesc("switchboard_packets_retransmitted_total", "Packets resent from the cache in answer to NACKs.", nil, nil)
 	descKeyframes    = prometheus.NewDesc("switchboard_keyframe_requests_total", "PLIs sent to publishers.", nil, nil)
+	descSwitches     = prometheus.NewDesc("switchboard_layer_switches_total", "Simulcast layer switches made for subscribers.", nil, nil)
+	descPaused       = prometheus.NewDesc("switchboard_paused_videos", "Videos a subscriber is not sent now (no bandwidth, or not visible).", nil, nil)
+	descBWE          = prometheus.NewDesc("switchboard_subscriber_bandwidth_bps", "Subscribers' bandwidth estimates now.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (rs *Rooms) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descPacketsIn, descBytesIn,
-		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes} {
+		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPaused, descBWE} {
 		ch <- d
 	}
+	forwardLatency.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -54,15 +76,33 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 	rs.ended.addTo(&sum)
 	tracks := map[string]int{"audio": 0, "video": 0}
 	rs.mu.Lock()
-	rooms, participants := len(rs.rooms), 0
+	rooms, participants, paused := len(rs.rooms), 0, 0
+	bwe := make(map[float64]uint64, len(bweBuckets))
+	var bweCount uint64
+	var bweSum float64
 	for _, r := range rs.rooms {
 		r.mu.Lock()
 		participants += len(r.participants)
+		for _, p := range r.participants {
+			est := float64(p.bwe.TargetBitrate())
+			bweCount++
+			bweSum += est
+			for _, b := range bweBuckets {
+				if est <= b {
+					bwe[b]++
+				}
+			}
+		}
 		for _, t := range r.tracks {
 			tracks[t.info.Kind.String()]++
 			t.stats.addTo(&sum)
 			for _, d := range *t.downs.Load() {
 				d.stats.addTo(&sum)
+				d.mu.Lock()
+				if d.target < 0 {
+					paused++
+				}
+				d.mu.Unlock()
 			}
 		}
 		r.mu.Unlock()
@@ -86,4 +126,8 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 	counter(descNacks, &sum.nacks)
 	counter(descRetransmits, &sum.retransmits)
 	counter(descKeyframes, &sum.keyframeRequests)
+	counter(descSwitches, &sum.layerSwitches)
+	gauge(descPaused, paused)
+	ch <- prometheus.MustNewConstHistogram(descBWE, bweCount, bweSum, bwe)
+	forwardLatency.Collect(ch)
 }

@@ -207,9 +207,18 @@ func (t *Track) route(l *layer, raw []byte, pkt *packet) {
 		pkt.keyframe = rtc.IsKeyframeStart(t.codec, media)
 	}
 	l.bytes[min(tid, 3)].Add(uint64(len(raw)))
-	for _, d := range *t.downs.Load() {
+	downs := *t.downs.Load()
+	if h.SequenceNumber%latencySample != 0 || len(downs) == 0 {
+		for _, d := range downs {
+			d.writeRTP(pkt)
+		}
+		return
+	}
+	start := time.Now()
+	for _, d := range downs {
 		d.writeRTP(pkt)
 	}
+	forwardLatency.Observe(time.Since(start).Seconds())
 }
 
 // stripPadding splits RTP padding (RFC 3550 section 5.1) off a payload; it

@@ -102,7 +102,7 @@ function join(room, name) {
   sb.timings = { start: performance.now() };
   ws.onopen = () => {
     mark('wsOpen');
-    s.send({ type: 'join', room, name });
+    s.send({ type: 'join', room, name, token: params.get('token') || undefined }); // ?token=: a join token (undefined is left out)
   };
   ws.onmessage = (e) => session === s && onMessage(s, e.data);
   ws.onclose = (e) => {

@@ -8,7 +8,7 @@ ARGS    ?=
 # and ports never clash.
 NETNS   := $(shell [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null && echo yes)
 
-.PHONY: run build test vet chromium bench clean
+.PHONY: run build test vet chromium iptables bench clean
 
 run:
 	$(GO) run ./cmd/sfu $(ARGS)
@@ -28,7 +28,16 @@ chromium:
 		echo "installing chromium"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium not found and cannot install it: browser tests will skip (fail under CI=true)"; fi
 
-test: chromium vet
+# iptables for the network namespace tests (netlab: UDP dropped, lossy
+# links), when missing and we are root; without it they skip, or fail under
+# CI=true.
+iptables:
+	@if command -v iptables >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing iptables"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2 >/dev/null; \
+	else echo "iptables not found and cannot install it: network namespace tests will skip (fail under CI=true)"; fi
+
+test: chromium iptables vet
 	$(GO) mod download
 ifeq ($(NETNS),yes)
 	unshare -n sh -c 'ip link set lo up && $(GO) test -race -count=1 -timeout 12m ./...'

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard-sfu/switchboard/internal/browsertest"
+	"github.com/switchboard-sfu/switchboard/internal/netlab"
+)
+
+// inboundVideo reads what a viewer tab decodes of its one remote video.
+const inboundVideo = `(async () => {
+  const sb = window.switchboard, pc = sb.subscriber;
+  if (!pc) return null;
+  let r = null;
+  (await pc.getStats()).forEach(s => {
+    if (s.type === 'inbound-rtp' && s.kind === 'video' && (!r || (s.bytesReceived || 0) > (r.bytesReceived || 0))) r = s;
+  });
+  if (!r) return null;
+  const state = Object.values(sb.streams || {})[0] || {};
+  return {width: r.frameWidth || 0, frames: r.framesDecoded || 0, fps: r.framesPerSecond || 0,
+    freezes: r.freezeCount || 0, freezeSeconds: r.totalFreezesDuration || 0, bytes: r.bytesReceived || 0,
+    lost: r.packetsLost || 0, nacks: r.nackCount || 0, layer: state.layer || '', paused: !!state.paused};
+})()`
+
+type inbound struct {
+	Width         int     `json:"width"`
+	Frames        int     `json:"frames"`
+	FPS           float64 `json:"fps"`
+	Freezes       int     `json:"freezes"`
+	FreezeSeconds float64 `json:"freezeSeconds"`
+	Bytes         int     `json:"bytes"`
+	Lost          int     `json:"lost"`
+	Nacks         int     `json:"nacks"`
+	Layer         string  `json:"layer"`
+	Paused        bool    `json:"paused"`
+}
+
+// sample is one second of a viewer's reception.
+type sample struct {
+	at   time.Duration
+	in   inbound
+	kbps int
+}
+
+func (s sample) String() string {
+	return fmt.Sprintf("%4.0fs %-1s %4dpx %4.1ffps %5dkbps freezes=%d", s.at.Seconds(), s.in.Layer, s.in.Width, s.in.FPS, s.kbps, s.in.Freezes)
+}
+
+// viewer polls a tab once a second and keeps the samples.
+type viewer struct {
+	name    string
+	tab     *browsertest.Tab
+	samples []sample
+}
+
+func (v *viewer) poll(ctx context.Context, start time.Time) (sample, error) {
+	var in *inbound
+	if err := v.tab.Eval(ctx, inboundVideo, &in); err != nil {
+		return sample{}, err
+	}
+	s := sample{at: time.Since(start)}
+	if in != nil {
+		s.in = *in
+	}
+	if n := len(v.samples); n > 0 {
+		prev := v.samples[n-1]
+		s.kbps = (s.in.Bytes - prev.in.Bytes) * 8 / 1000 / max(1, int((s.at-prev.at).Seconds()+0.5))
+	}
+	v.samples = append(v.samples, s)
+	return s, nil
+}
+
+func (v *viewer) log(t *testing.T) {
+	var b strings.Builder
+	for _, s := range v.samples {
+		fmt.Fprintf(&b, "\n  %s", s)
+	}
+	t.Logf("%s:%s", v.name, b.String())
+}
+
+// A simulcast publisher, a viewer behind 300 kbit/s with 2% loss and an
+// unconstrained viewer: the constrained one gets the low layer and keeps
+// decoding, the other the high layer; when the cap lifts the constrained
+// one climbs back.
+//
+// Not yet part of make test: on a 2-core machine shared by two Chromium
+// instances encoding and decoding 720p, GCC's delay-based estimate on the
+// unconstrained loopback link collapses now and then (CPU-induced delay
+// jitter), so the unconstrained viewer does not hold the top layer. Run it
+// with SWITCHBOARD_IMPAIRMENT=1 (as root) while that is being worked on.
+func TestBrowserSimulcastUnderCap(t *testing.T) {
+	if os.Getenv("SWITCHBOARD_IMPAIRMENT") != "1" {
+		t.Skip("set SWITCHBOARD_IMPAIRMENT=1 to run the simulcast impairment test (work in progress)")
+	}
+	link := netlab.New(t)
+	bin, ok := browsertest.Binary()
+	if !ok {
+		browsertest.Launch(t) // skips or fails with the usual message
+	}
+	_, base := startServerAt(t, "0.0.0.0:0")
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "http://"))
+	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
+	defer cancel()
+
+	if err := link.Cap("300kbit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := link.Loss(0.02); err != nil {
+		t.Fatal(err)
+	}
+	near := browsertest.Launch(t, browsertest.WithFakeCameraFPS(30))
+	far := browsertest.Launch(t, browsertest.WithBinary(link.Script(bin)),
+		browsertest.WithExtraFlags("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE "+link.HostIP))
+
+	pub := near.NewTab(t, fmt.Sprintf("http://127.0.0.1:%s/?room=sim&name=camera", port))
+	// Dynacast switches layers off while nobody watches, so the publisher's
+	// three layers are checked once the viewers are in.
+	var publishing bool
+	if err := pub.WaitFor(ctx, `!!(window.switchboard.publisher && window.switchboard.publisher.connectionState === 'connected')`, &publishing); err != nil {
+		t.Fatalf("publisher never connected: %v\n%s", err, pub.Console())
+	}
+
+	fast := &viewer{name: "unconstrained", tab: near.NewTab(t, fmt.Sprintf("http://127.0.0.1:%s/?room=sim&name=fast&publish=0", port))}
+	slow := &viewer{name: "300kbit/s + 2% loss", tab: far.NewTab(t, fmt.Sprintf("http://%s:%s/?room=sim&name=slow&publish=0", link.HostIP, port))}
+	defer fast.log(t)
+	defer slow.log(t)
+
+	// Both viewers show the video large, as a user with a big window would,
+	// so that bandwidth, not tile size, decides their layer.
+	for _, v := range []*viewer{fast, slow} {
+		if err := v.tab.SetViewport(ctx, 4000, 2250); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Chrome enables its top layer only once its own estimate of the uplink
+	// has grown; judge the viewers from then on.
+	var layers int
+	if err := pub.WaitFor(ctx, `(async () => {
+  let n = 0; (await window.switchboard.publisher.getStats()).forEach(s => { if (s.type === 'outbound-rtp' && s.kind === 'video' && s.framesEncoded > 0 && s.framesPerSecond > 0) n++; });
+  return n >= 3 && n; })()`, &layers); err != nil {
+		var out any
+		_ = pub.Eval(context.Background(), `(async () => { const r = []; (await window.switchboard.publisher.getStats()).forEach(s => { if (s.type === 'outbound-rtp' && s.kind === 'video') r.push([s.rid, s.frameWidth, s.framesPerSecond, s.qualityLimitationReason, s.active, s.targetBitrate]); }); return [r, window.switchboard.publishLayers]; })()`, &out)
+		t.Fatalf("publisher never sent three layers: %v\n%v", err, out)
+	}
+
+	start := time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for range 25 {
+		<-tick.C
+		for _, v := range []*viewer{fast, slow} {
+			if _, err := v.poll(ctx, start); err != nil {
+				t.Fatalf("%s: %v", v.name, err)
+			}
+		}
+	}
+	// Judge the last 10 s, once the estimate has settled.
+	settled := func(v *viewer) []sample { return v.samples[len(v.samples)-10:] }
+	lowFrames, lowKbps := 0, 0
+	for _, s := range settled(slow) {
+		if s.in.Width > 320 || s.in.Paused {
+			t.Errorf("constrained viewer at %v: %s, want the 320 px layer", s.at, s)
+		}
+		lowKbps += s.kbps
+	}
+	ss := settled(slow)
+	lowFrames = ss[len(ss)-1].in.Frames - ss[0].in.Frames
+	if fps := float64(lowFrames) / 9; fps < 15 {
+		t.Errorf("constrained viewer decoded %.1f fps over the last 10 s, want at least 15", fps)
+	}
+	if f := ss[len(ss)-1].in.Freezes - ss[0].in.Freezes; f > 2 {
+		t.Errorf("constrained viewer froze %d times in 10 s", f)
+	}
+	if avg := lowKbps / len(ss); avg > 330 {
+		t.Errorf("constrained viewer received %d kbit/s through a 300 kbit/s cap", avg)
+	}
+	fs := settled(fast)
+	if w := fs[len(fs)-1].in.Width; w < 1280 {
+		t.Errorf("unconstrained viewer ends at %d px, want 1280", w)
+	}
+
+	// Lift the cap: the constrained viewer climbs back.
+	if err := link.Uncap(); err != nil {
+		t.Fatal(err)
+	}
+	if err := link.ClearLoss(); err != nil {
+		t.Fatal(err)
+	}
+	lifted := time.Now()
+	for {
+		<-tick.C
+		s, err := slow.poll(ctx, start)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fast.poll(ctx, start); err != nil {
+			t.Fatal(err)
+		}
+		if s.in.Width >= 640 {
+			t.Logf("constrained viewer back to %d px %.1f s after the cap lifted", s.in.Width, time.Since(lifted).Seconds())
+			break
+		}
+		if time.Since(lifted) > 20*time.Second {
+			t.Fatalf("constrained viewer still at %d px 20 s after the cap lifted", s.in.Width)
+		}
+	}
+}

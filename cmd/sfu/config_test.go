@@ -205,3 +205,49 @@ func TestExampleConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The configuration in the Kubernetes manifest is valid too.
+func TestKubernetesConfig(t *testing.T) {
+	f, err := os.Open("../../deploy/kubernetes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	for {
+		var doc struct {
+			Kind string            `yaml:"kind"`
+			Data map[string]string `yaml:"data"`
+		}
+		if err := dec.Decode(&doc); err != nil {
+			t.Fatalf("no ConfigMap with config.yaml: %v", err)
+		}
+		if doc.Kind != "ConfigMap" {
+			continue
+		}
+		_, _, err := loadConfig([]string{"-config", writeFile(t, "c.yaml", doc.Data["config.yaml"]),
+			"-tls-cert=", "-tls-key=", "-auth-secret-file=" + writeFile(t, "secret", secret32)}, envOf(), io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+}
+
+// README.md documents every setting: its key, variable and flag.
+func TestREADMEDocumentsSettings(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range settings() {
+		for _, name := range []string{"`" + s.key + "`", "`" + s.env() + "`", "`-" + s.flag + "`"} {
+			if s.flag == "" && strings.HasPrefix(name, "`-") {
+				continue
+			}
+			if !strings.Contains(string(b), name) {
+				t.Errorf("README.md does not mention %s", name)
+			}
+		}
+	}
+}

@@ -212,7 +212,8 @@ func (p *Participant) allocateLoop() {
 		case <-tick.C:
 		}
 		now := time.Now()
-		want := p.reallocate(now, state, probe.estimate(p))
+		keepEst, upEst := probe.estimates(p)
+		want := p.reallocate(now, state, keepEst, upEst)
 		if want.d != nil && !probe.on && now.After(probe.next) {
 			probe.start(now, want.d, want.target, want.rate)
 			probeTick.Reset(probeInterval)
@@ -233,7 +234,7 @@ type probeWanted struct {
 }
 
 // reallocate runs one round of the allocator.
-func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation, estimate int) probeWanted {
+func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation, estimate, upEstimate int) probeWanted {
 	p.mu.Lock()
 	var videos []*DownTrack
 	audio := 0
@@ -272,9 +273,9 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 		screen[i] = d.src.info.Source == SourceScreen
 	}
 	keep := allocate(budget, opts, screen)
-	up := allocate(int(float64(budget)*upgradeHeadroom), opts, screen)
+	up := allocate(int(float64(upEstimate-audio*audioBitrate)*upgradeHeadroom), opts, screen)
 	if ce := p.log.Check(zap.DebugLevel, "allocation"); ce != nil && len(videos) > 0 {
-		ce.Write(zap.Int("estimate", estimate), zap.Int("gcc", p.bwe.TargetBitrate()), zap.Any("gccStats", p.bwe.Stats()),
+		ce.Write(zap.Int("estimate", estimate), zap.Int("upEstimate", upEstimate), zap.Int("gcc", p.bwe.TargetBitrate()), zap.Any("gccStats", p.bwe.Stats()),
 			zap.String("options", fmt.Sprint(opts)), zap.Ints("keep", keep), zap.Ints("up", up))
 	}
 
@@ -283,10 +284,10 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 	for i, d := range videos {
 		a := state[d]
 		if a == nil {
-			// A new subscription starts at what fits with headroom now, but
-			// no higher than the lowest layer: the estimate has not been
-			// tested yet, and climbing is cheaper than a congested start.
-			a = &allocation{option: min(up[i], lowestLayerTop(opts[i]))}
+			// A new subscription starts at what fits now, but no higher than
+			// the lowest layer: the estimate has not been tested yet, and
+			// climbing is cheaper than a congested start.
+			a = &allocation{option: min(max(keep[i], up[i]), lowestLayerTop(opts[i]))}
 			state[d] = a
 		}
 		cur := min(a.option, len(opts[i])-1)

@@ -23,13 +23,17 @@ type prober struct {
 	bytesPerTick int
 	next         time.Time // no probe before this
 	failures     int
-	// confirmed is the rate the link has been seen to carry.
+	// confirmed is the rate a probe showed the link carries; only it
+	// allows upgrades. assumed is what a link is taken to carry before
+	// that, enough to start on: GCC's starting estimate until congestion
+	// says otherwise.
 	confirmed int
+	assumed   int
 }
 
-// initialConfirmed is what a new subscriber's link is assumed to carry:
-// GCC's own starting estimate.
-const initialConfirmed = 600_000
+// initialAssumed is what a new subscriber's link is assumed to carry before
+// any probe.
+const initialAssumed = 600_000
 
 // start begins a probe towards target bit/s by padding d with rate bit/s.
 func (pr *prober) start(now time.Time, d *DownTrack, target, rate int) {
@@ -47,7 +51,7 @@ func (pr *prober) tick(now time.Time, p *Participant) bool {
 		pr.on = false
 		pr.failures++
 		// Back off, but not so far that a link that recovered waits long.
-		pr.next = now.Add(min(probeCooldown<<pr.failures, 4*probeCooldown))
+		pr.next = now.Add(min(probeCooldown<<pr.failures, 16*time.Second))
 		p.log.Debug("probe failed", zap.Int("target", pr.target), zap.Int("estimate", p.bwe.TargetBitrate()))
 		return false
 	}
@@ -66,15 +70,18 @@ func (pr *prober) tick(now time.Time, p *Participant) bool {
 	return true
 }
 
-// estimate is what the allocator may spend: GCC's estimate, but no more
-// than the link has carried.
-func (pr *prober) estimate(p *Participant) int {
-	if pr.confirmed == 0 {
-		pr.confirmed = initialConfirmed
+// estimates are what the allocator may spend: keep bounds what a
+// subscriber may go on receiving, up what it may be upgraded to. Both are
+// GCC's estimate, which drifts up on an underused link, capped by what is
+// assumed (keep) or was shown by a probe (up).
+func (pr *prober) estimates(p *Participant) (keep, up int) {
+	if pr.assumed == 0 {
+		pr.assumed = initialAssumed
 	}
 	gcc := p.bwe.TargetBitrate()
 	if p.bwe.Congested() {
 		pr.confirmed = min(pr.confirmed, gcc)
+		pr.assumed = min(pr.assumed, gcc)
 	}
-	return min(gcc, pr.confirmed)
+	return min(gcc, max(pr.assumed, pr.confirmed)), min(gcc, pr.confirmed)
 }

@@ -23,7 +23,7 @@ func TestConferenceForwardsEveryoneToEveryone(t *testing.T) {
 
 	var clients []*client.Client
 	for i := range 3 {
-		c, err := client.Join(ctx, api, wsURL(base), "conf", fmt.Sprintf("p%d", i), client.Options{Publish: true})
+		c, err := client.Join(ctx, api, wsURL(base), "conf", fmt.Sprintf("p%d", i), client.Options{Publish: true, VideoBitrate: 200_000})
 		if err != nil {
 			t.Fatal(err)
 		}

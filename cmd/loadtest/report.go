@@ -6,7 +6,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -63,11 +65,51 @@ type Report struct {
 	// LoadCPUSeconds is the CPU time of this process during the window: on
 	// one host, the load tool competes with the server.
 	LoadCPUSeconds float64 `json:"load_cpu_seconds"`
+	// Host describes the machine the load ran on, and how busy it was.
+	Host Host `json:"host"`
 
 	// Failures says why the run missed its targets; the exit status is 1
 	// when it is not empty.
 	Failures []string `json:"failures"`
 	OK       bool     `json:"ok"`
+}
+
+// Host is the load tool's machine: on a shared one, other work distorts
+// latency figures, which the load average and the CPU pressure show.
+type Host struct {
+	CPUs     int    `json:"cpus"`
+	CPUModel string `json:"cpu_model"`
+	// LoadAvg1 is the one-minute load average at the end of the run.
+	LoadAvg1 float64 `json:"loadavg_1m"`
+	// CPUPressure is the share of the last minute in which runnable tasks
+	// waited for a CPU (Linux PSI "some avg60", percent); -1 if unknown.
+	CPUPressure float64 `json:"cpu_pressure_pct"`
+}
+
+// hostNow reads the host's description and load.
+func hostNow() Host {
+	h := Host{CPUs: runtime.NumCPU(), CPUPressure: -1}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				h.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			h.LoadAvg1, _ = strconv.ParseFloat(f[0], 64)
+		}
+	}
+	if b, err := os.ReadFile("/proc/pressure/cpu"); err == nil {
+		for _, f := range strings.Fields(strings.SplitN(string(b), "\n", 2)[0]) {
+			if v, ok := strings.CutPrefix(f, "avg60="); ok {
+				h.CPUPressure, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+	}
+	return h
 }
 
 // Counts of clients (synthetic) or tabs (chrome).
@@ -138,8 +180,9 @@ func distOf(values []float64) Dist {
 	return Dist{N: len(v), Mean: sum / float64(len(v)), Min: v[0], P50: q(0.5), P95: q(0.95), P99: q(0.99), Max: v[len(v)-1]}
 }
 
-// finish decides OK from the failures.
+// finish decides OK from the failures and notes the host's state.
 func (r *Report) finish() {
+	r.Host = hostNow()
 	if r.Failures == nil {
 		r.Failures = []string{}
 	}
@@ -225,6 +268,13 @@ func (r *Report) printTable(w io.Writer) {
 		row("server", "not measured (no /metrics and no -server-pid)")
 	}
 	row("load tool", "%.2f CPU-s", r.LoadCPUSeconds)
+	if h := r.Host; h.CPUs > 0 {
+		pressure := ""
+		if h.CPUPressure >= 0 {
+			pressure = fmt.Sprintf(", tasks waited for a CPU %.0f%% of the last minute", h.CPUPressure)
+		}
+		row("host", "%d CPUs (%s), load average %.1f%s", h.CPUs, h.CPUModel, h.LoadAvg1, pressure)
+	}
 	if r.OK {
 		row("result", "ok")
 	} else {

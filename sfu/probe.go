@@ -70,10 +70,12 @@ func (pr *prober) tick(now time.Time, p *Participant) bool {
 	return true
 }
 
-// estimates are what the allocator may spend: keep bounds what a
-// subscriber may go on receiving, up what it may be upgraded to. Both are
-// GCC's estimate, which drifts up on an underused link, capped by what is
-// assumed (keep) or was shown by a probe (up).
+// estimates are what the allocator may spend: up bounds upgrades, keep what
+// a subscriber may go on receiving. A probe's result is trusted over GCC,
+// whose estimate lags behind a link that carries little (it may never grow
+// past 1.5 times what is sent) and drifts up on one it cannot judge; GCC
+// counts, capped by the starting assumption, until a probe has spoken.
+// Congestion cuts both back to GCC's estimate.
 func (pr *prober) estimates(p *Participant) (keep, up int) {
 	if pr.assumed == 0 {
 		pr.assumed = initialAssumed
@@ -83,5 +85,5 @@ func (pr *prober) estimates(p *Participant) (keep, up int) {
 		pr.confirmed = min(pr.confirmed, gcc)
 		pr.assumed = min(pr.assumed, gcc)
 	}
-	return min(gcc, max(pr.assumed, pr.confirmed)), min(gcc, pr.confirmed)
+	return max(min(gcc, pr.assumed), pr.confirmed), pr.confirmed
 }

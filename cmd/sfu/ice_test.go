@@ -92,6 +92,17 @@ const forceRelay = `(() => {
   return true;
 })()`
 
+// withoutTURN makes the page's PeerConnections ignore the TURN servers the
+// server hands out, as a client without TURN would; the tab must not have
+// joined yet.
+const withoutTURN = `(() => {
+  const Native = window.RTCPeerConnection;
+  window.RTCPeerConnection = class extends Native {
+    constructor(config) { super({...config, iceServers: []}); }
+  };
+  return true;
+})()`
+
 // joinForm joins through the page's form, for tabs opened without a name.
 func joinForm(name string) string {
 	return fmt.Sprintf(`(() => { const f = document.getElementById('join-form');
@@ -263,10 +274,11 @@ func TestBrowserRelay(t *testing.T) {
 	}
 }
 
-// A browser on a network that drops all UDP still connects: over ICE-TCP
-// to the server's TCP port, and, when it may only relay, through TURN over
-// TCP. The browser runs in a network namespace of its own (netlab), where
-// iptables drops UDP; the publisher is a browser outside it.
+// A browser on a network that drops all UDP still connects, both ways:
+// over ICE-TCP to the server's TCP port when it has no TURN server, and
+// through TURN over TCP when it may only relay. It runs in a network
+// namespace of its own (netlab) where iptables drops UDP; another browser,
+// outside, publishes to it.
 func TestBrowserWithoutUDP(t *testing.T) {
 	link := netlab.New(t)
 	bin, ok := browsertest.Binary()
@@ -293,32 +305,50 @@ func TestBrowserWithoutUDP(t *testing.T) {
 	defer cancel()
 
 	near := browsertest.Launch(t)
+	farOrigin := fmt.Sprintf("http://%s:%s", link.HostIP, port)
 	far := browsertest.Launch(t, browsertest.WithBinary(link.Script(bin)),
-		browsertest.WithExtraFlags("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE "+link.HostIP))
+		browsertest.WithExtraFlags("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE "+link.HostIP,
+			// The camera needs a secure origin; this one is plain HTTP.
+			"--unsafely-treat-insecure-origin-as-secure="+farOrigin))
 	pub := near.NewTab(t, fmt.Sprintf("http://127.0.0.1:%s/?room=tcp&name=camera", port))
 	pubID := tabID(ctx, t, pub)
 
-	farURL := fmt.Sprintf("http://%s:%s/?room=tcp", link.HostIP, port)
-	direct := far.NewTab(t, farURL+"&name=tcp")
-	relayed := far.NewTab(t, farURL)
-	for _, js := range []string{forceRelay, joinForm("relayed")} {
-		if err := relayed.Eval(ctx, js, nil); err != nil {
-			t.Fatal(err)
+	farURL := farOrigin + "/?room=tcp"
+	// Without TURN the browser has ICE-TCP or nothing; relay-only, it has
+	// TURN over TCP (TURN over UDP is dropped too).
+	direct, relayed := far.NewTab(t, farURL), far.NewTab(t, farURL)
+	for tab, js := range map[*browsertest.Tab][]string{
+		direct:  {withoutTURN, joinForm("direct")},
+		relayed: {forceRelay, joinForm("relayed")},
+	} {
+		for _, js := range js {
+			if err := tab.Eval(ctx, js, nil); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	ids := map[*browsertest.Tab]string{}
 	for _, v := range []struct {
 		name string
 		tab  *browsertest.Tab
 		want func(pair) bool
 	}{
-		{"ICE-TCP", direct, func(p pair) bool { return p.Protocol == "tcp" && p.RemotePort == tcp }},
+		// An active TCP candidate shows up as peer-reflexive once connected.
+		{"ICE-TCP", direct, func(p pair) bool { return p.LocalType != "relay" && p.Protocol == "tcp" && p.RemotePort == tcp }},
 		{"TURN over TCP", relayed, func(p pair) bool { return p.LocalType == "relay" && p.RelayProtocol == "tcp" }},
 	} {
-		tabID(ctx, t, v.tab)
+		ids[v.tab] = tabID(ctx, t, v.tab)
 		waitReceiving(ctx, t, v.tab, v.name, []string{pubID})
-		p := tabPathsOf(ctx, t, v.tab)
-		if pr, ok := p.Pairs["subscriber"]; !ok || !v.want(pr) {
-			t.Errorf("%s: subscriber pair %+v", v.name, p.Pairs)
+		// Both ways: the tab publishes its camera too.
+		for _, pc := range []string{"publisher", "subscriber"} {
+			waitUntil(t, 10*time.Second, v.name+" "+pc+" to connect", func() bool {
+				_, ok := tabPathsOf(ctx, t, v.tab).Pairs[pc]
+				return ok
+			})
+			if pr := tabPathsOf(ctx, t, v.tab).Pairs[pc]; !v.want(pr) {
+				t.Errorf("%s: %s pair %+v", v.name, pc, pr)
+			}
 		}
 	}
+	waitReceiving(ctx, t, pub, "the publisher", []string{ids[direct], ids[relayed]})
 }

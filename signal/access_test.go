@@ -5,14 +5,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
-	"go.uber.org/zap"
 
 	pionclient "github.com/switchboard-sfu/switchboard/internal/client"
 	"github.com/switchboard-sfu/switchboard/signal"
@@ -137,17 +135,12 @@ func TestRights(t *testing.T) {
 	blind.expect(signal.TypeJoined)
 	blind.answerSubscriber()
 
-	// The publisher, a Pion client that cannot present a token, comes in
-	// through a second, open handler on the same rooms.
-	open := signal.NewHandler(s.rooms, zap.NewNop())
-	openSrv := httptest.NewServer(open)
-	t.Cleanup(func() { open.Close(); openSrv.Close() })
 	api, err := pionclient.NewAPI()
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := pionclient.Join(ctx, api, "ws"+strings.TrimPrefix(openSrv.URL, "http")+"/ws", "r", "pub",
-		pionclient.Options{Publish: true})
+	pub, err := pionclient.Join(ctx, api, s.url, "r", "pub", pionclient.Options{Publish: true,
+		Token: mint(t, auth, signal.Grant{Identity: "pub", Room: "r", Publish: true, Subscribe: true}, time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}

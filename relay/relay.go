@@ -21,6 +21,8 @@ import (
 
 	"github.com/pion/turn/v5"
 	"go.uber.org/zap"
+
+	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 // Config says where the relay listens and what it relays to.
@@ -131,7 +133,7 @@ func Start(cfg Config, log *zap.Logger) (*Server, error) {
 	}
 
 	sc.Realm = Realm
-	sc.LoggerFactory = zapLoggerFactory{log.Named("pion")}
+	sc.LoggerFactory = rtc.PionLoggerFactory(log.Named("pion"))
 	sc.AuthHandler = s.authenticate
 	sc.QuotaHandler = s.quota
 	sc.EventHandler = turn.EventHandler{

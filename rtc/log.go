@@ -10,6 +10,10 @@ import (
 // so it goes to debug, and Pion's trace is dropped.
 type zapLoggerFactory struct{ log *zap.Logger }
 
+// PionLoggerFactory is that adapter for Pion components built outside this
+// package (the TURN server).
+func PionLoggerFactory(log *zap.Logger) logging.LoggerFactory { return zapLoggerFactory{log} }
+
 func (f zapLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
 	return pionLogger{f.log.Named(scope).Sugar()}
 }

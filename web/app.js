@@ -179,6 +179,10 @@ function onMessage(s, data) {
       return onPublishLayers(s, m);
     case 'pong':
       return;
+    case 'draining':
+      // Shown, not acted on: the call goes on until the server closes it.
+      addError(`the server is restarting; this call ends within ${m.grace} s`);
+      return;
     case 'error':
       addError(`server error: ${m.code}: ${m.message}`);
       // Before "joined" the join itself was refused; go back to the form so it can be corrected.

@@ -43,7 +43,7 @@ func BenchmarkForward(b *testing.B) {
 				d.writer, d.ssrc, d.pt = writers[i], uint32(100+i), subPT
 				track.addDownTrack(d)
 			}
-			b.Cleanup(func() { track.close() })
+			b.Cleanup(func() { track.close(); l.fanout.stop() })
 
 			src := vp8Source{ssrc: 1, sn: 1, ts: 1, pic: 1, width: 320, height: 180, size: 1100}
 			key := src.frame(true, 0, 1)[0]

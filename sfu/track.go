@@ -71,6 +71,7 @@ type layer struct {
 	width      atomic.Uint32
 	height     atomic.Uint32
 	temporal   atomic.Bool // the stream carries VP8 temporal layer ids
+	fanout     fanout      // used by this layer's forwarding loop only
 
 	mu                  sync.Mutex
 	lastKeyframeRequest time.Time
@@ -162,6 +163,7 @@ func (t *Track) forward(l *layer) (last bool) {
 	buf := make([]byte, 1500)
 	var h rtp.Header
 	pkt := packet{layer: l.index, header: &h}
+	defer l.fanout.stop()
 	for {
 		n, _, err := l.remote.Read(buf)
 		if err != nil {
@@ -209,15 +211,11 @@ func (t *Track) route(l *layer, raw []byte, pkt *packet) {
 	l.bytes[min(tid, 3)].Add(uint64(len(raw)))
 	downs := *t.downs.Load()
 	if h.SequenceNumber%latencySample != 0 || len(downs) == 0 {
-		for _, d := range downs {
-			d.writeRTP(pkt)
-		}
+		l.fanout.write(pkt, downs)
 		return
 	}
 	start := time.Now()
-	for _, d := range downs {
-		d.writeRTP(pkt)
-	}
+	l.fanout.write(pkt, downs)
 	forwardLatency.Observe(time.Since(start).Seconds())
 }
 

@@ -1,0 +1,69 @@
+package sfu
+
+import (
+	"runtime"
+	"sync"
+)
+
+// fanoutChunk is how many down-tracks one goroutine writes per packet
+// before the fan-out is shared with helper goroutines. Each write is a few
+// microseconds of SRTP and a syscall, so below this the hand-off would cost
+// more than it saves.
+const fanoutChunk = 24
+
+// fanout writes packets to down-tracks on several cores when a track has
+// many subscribers: the forwarding loop writes the first share itself and
+// hands the others, in fixed slices so each down-track's packets stay in
+// order, to helper goroutines, then waits for them before it reads the next
+// packet into the buffer they share. It belongs to one forwarding loop.
+type fanout struct {
+	jobs []chan fanoutJob
+	wg   sync.WaitGroup
+}
+
+type fanoutJob struct {
+	downs []*DownTrack
+	pkt   *packet
+}
+
+// write forwards pkt to every down-track in downs.
+func (f *fanout) write(pkt *packet, downs []*DownTrack) {
+	n := min((len(downs)+fanoutChunk-1)/fanoutChunk, runtime.GOMAXPROCS(0))
+	if n <= 1 {
+		for _, d := range downs {
+			d.writeRTP(pkt)
+		}
+		return
+	}
+	for len(f.jobs) < n-1 {
+		jobs := make(chan fanoutJob)
+		f.jobs = append(f.jobs, jobs)
+		go f.work(jobs)
+	}
+	share := (len(downs) + n - 1) / n
+	f.wg.Add(n - 1)
+	for i := 1; i < n; i++ {
+		f.jobs[i-1] <- fanoutJob{downs: downs[min(i*share, len(downs)):min((i+1)*share, len(downs))], pkt: pkt}
+	}
+	for _, d := range downs[:share] {
+		d.writeRTP(pkt)
+	}
+	f.wg.Wait()
+}
+
+func (f *fanout) work(jobs <-chan fanoutJob) {
+	for j := range jobs {
+		for _, d := range j.downs {
+			d.writeRTP(j.pkt)
+		}
+		f.wg.Done()
+	}
+}
+
+// stop ends the helper goroutines.
+func (f *fanout) stop() {
+	for _, j := range f.jobs {
+		close(j)
+	}
+	f.jobs = nil
+}

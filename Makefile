@@ -48,8 +48,9 @@ endif
 # bench runs the Go benchmarks, then a short synthetic load against the
 # server built without -race on 127.0.0.1 (in its own network namespace when
 # root): the summary shows the server's CPU-seconds per 1,000 forwarded
-# packets, the p50/p99 added latency and the loss. BENCH_LOAD changes the load.
-BENCH_LOAD ?= -rooms 1 -publishers 4 -subscribers 12 -bitrate 1.5M -warmup 10s -duration 20s
+# packets, the p50/p99 added latency and the loss. BENCH_LOAD changes the load;
+# publishers send simulcast as the web client does.
+BENCH_LOAD ?= -rooms 1 -publishers 4 -subscribers 12 -bitrate 1.5M -simulcast -warmup 10s -duration 20s
 BENCH_RUN  := bin/sfu -listen 127.0.0.1:18080 -loopback -log-level warn \
 	-max-participants 0 -max-connections-per-ip 0 -max-messages-per-second 0 >bin/bench-sfu.log 2>&1 & pid=$$!; \
 	bin/loadtest synthetic -url http://127.0.0.1:18080/ -wait-server 10s $(BENCH_LOAD) -json bin/bench.json; rc=$$?; \

@@ -265,6 +265,21 @@ func TestSyntheticInterrupted(t *testing.T) {
 	}
 }
 
+// A server that dies ends the run at once, as a failure.
+func TestSyntheticServerGone(t *testing.T) {
+	url, pid := startServer(t)
+	time.AfterFunc(4*time.Second, func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	start := time.Now()
+	code, rep := runTool(t, context.Background(), "synthetic", "-url", url, "-publishers", "1", "-subscribers", "1",
+		"-bitrate", "300k", "-duration", "1m")
+	if code != 1 || rep.OK || rep.Interrupted || !strings.Contains(strings.Join(rep.Failures, ";"), "went away") {
+		t.Errorf("exit %d, interrupted %v, failures %v", code, rep.Interrupted, rep.Failures)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("the run took %v after the server died", took)
+	}
+}
+
 // Two tabs of headless Chromium in one room see each other.
 func TestChrome(t *testing.T) {
 	if _, ok := browsertest.Binary(); !ok {

@@ -170,6 +170,21 @@ func runSynthetic(ctx context.Context, cfg *syntheticConfig, stderr io.Writer) (
 		}
 		return n
 	}
+	// A server that crashed or closed on everyone ends the run at once.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		for _, m := range all {
+			if m.c != nil {
+				select {
+				case <-m.c.Gone():
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		cancel(errAllGone)
+	}()
 	deadline := time.Now().Add(cfg.joinTimeout)
 	for rep.Clients.Joined > 0 && ctx.Err() == nil && time.Now().Before(deadline) && receiving() < rep.Streams.Expected {
 		prog.update(fmt.Sprintf("waiting for media: %d of %d streams", receiving(), rep.Streams.Expected))
@@ -186,16 +201,22 @@ func runSynthetic(ctx context.Context, cfg *syntheticConfig, stderr io.Writer) (
 		d = 0 // nothing to measure
 	}
 	w.run(ctx, d, prog.update)
-	rep.Interrupted = ctx.Err() != nil
+	allGone := rep.Clients.Joined > 0 && errors.Is(context.Cause(ctx), errAllGone)
+	rep.Interrupted = ctx.Err() != nil && !allGone
 	prog.done()
 	rep.Streams.Receiving = receiving()
 	w.fill(rep, cfg)
+	if allGone {
+		rep.fail("every client's signaling connection ended: the server closed them or went away")
+	}
 	rep.checkCommon(cfg.maxLoss)
 	if cfg.maxP99 > 0 && rep.LatencyMS != nil && rep.LatencyMS.P99 > float64(cfg.maxP99)/1e6 {
 		rep.fail("p99 added latency %.1f ms is above -max-p99 %v", rep.LatencyMS.P99, cfg.maxP99)
 	}
 	return rep, nil
 }
+
+var errAllGone = errors.New("every client's signaling connection ended")
 
 // joinAll joins ms, cfg.concurrency at a time; a publisher counts as joined
 // once its publisher connection is up.

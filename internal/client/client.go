@@ -96,6 +96,7 @@ type Client struct {
 	keyframe atomic.Bool // a keyframe was asked for
 
 	pubUp, subUp chan struct{} // closed when each PeerConnection first connects
+	gone         chan struct{} // closed when the signaling connection ends
 
 	// Messages gets every server message except SDP and candidates, for tests
 	// to wait on; it is never closed, and overflow is dropped.
@@ -211,7 +212,7 @@ func Join(ctx context.Context, api *webrtc.API, wsURL, room, name string, opts O
 		return nil, err
 	}
 	c := &Client{opts: opts, ws: ws, Messages: make(chan Message, 256), received: map[string]*Received{},
-		pubUp: make(chan struct{}), subUp: make(chan struct{})}
+		pubUp: make(chan struct{}), subUp: make(chan struct{}), gone: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	if err := c.setup(ctx, api, room, name); err != nil {
 		c.Close()
@@ -310,6 +311,10 @@ func (c *Client) publish() error {
 	return nil
 }
 
+// Gone is closed when the signaling connection has ended: the server closed
+// it or went away, or the client was closed.
+func (c *Client) Gone() <-chan struct{} { return c.gone }
+
 // PublisherConnected is closed once the publisher PeerConnection is
 // connected (never, for a viewer).
 func (c *Client) PublisherConnected() <-chan struct{} { return c.pubUp }
@@ -338,6 +343,7 @@ func (c *Client) SendRaw(b []byte) error {
 
 func (c *Client) readLoop() {
 	defer c.wg.Done()
+	defer close(c.gone)
 	for {
 		var m Message
 		if err := wsjsonRead(c.ctx, c.ws, &m); err != nil {

@@ -269,7 +269,7 @@ func (d *DownTrack) writePadding(size int) bool {
 	d.mu.Unlock()
 	n, err := w.WriteRTP(out, nil)
 	if err == nil {
-		d.stats.bytesOut.Add(uint64(n))
+		d.stats.paddingBytes.Add(uint64(n))
 	}
 	return err == nil
 }

@@ -16,6 +16,7 @@ type counters struct {
 	nacks, retransmits   atomic.Uint64
 	keyframeRequests     atomic.Uint64
 	layerSwitches        atomic.Uint64
+	paddingBytes         atomic.Uint64 // bandwidth probes, not media
 }
 
 func (c *counters) addTo(d *counters) {
@@ -27,6 +28,7 @@ func (c *counters) addTo(d *counters) {
 	d.retransmits.Add(c.retransmits.Load())
 	d.keyframeRequests.Add(c.keyframeRequests.Load())
 	d.layerSwitches.Add(c.layerSwitches.Load())
+	d.paddingBytes.Add(c.paddingBytes.Load())
 }
 
 // forwardLatency samples, for one packet in latencySample, the time from
@@ -56,6 +58,7 @@ var (
 	descNacks        = prometheus.NewDesc("switchboard_nacks_received_total", "NACK feedback packets received from subscribers.", nil, nil)
 	descRetransmits  = prometheus.NewDesc("switchboard_packets_retransmitted_total", "Packets resent from the cache in answer to NACKs.", nil, nil)
 	descKeyframes    = prometheus.NewDesc("switchboard_keyframe_requests_total", "PLIs sent to publishers.", nil, nil)
+	descPadding      = prometheus.NewDesc("switchboard_probe_padding_bytes_total", "RTP padding sent to subscribers to probe their bandwidth (not in bytes_sent).", nil, nil)
 	descSwitches     = prometheus.NewDesc("switchboard_layer_switches_total", "Simulcast layer switches made for subscribers.", nil, nil)
 	descPaused       = prometheus.NewDesc("switchboard_paused_videos", "Videos a subscriber is not sent now (no bandwidth, or not visible).", nil, nil)
 	descBWE          = prometheus.NewDesc("switchboard_subscriber_bandwidth_bps", "Subscribers' bandwidth estimates now.", nil, nil)
@@ -64,7 +67,7 @@ var (
 // Describe implements prometheus.Collector.
 func (rs *Rooms) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descPacketsIn, descBytesIn,
-		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPaused, descBWE} {
+		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPadding, descPaused, descBWE} {
 		ch <- d
 	}
 	forwardLatency.Describe(ch)
@@ -127,6 +130,7 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 	counter(descRetransmits, &sum.retransmits)
 	counter(descKeyframes, &sum.keyframeRequests)
 	counter(descSwitches, &sum.layerSwitches)
+	counter(descPadding, &sum.paddingBytes)
 	gauge(descPaused, paused)
 	ch <- prometheus.MustNewConstHistogram(descBWE, bweCount, bweSum, bwe)
 	forwardLatency.Collect(ch)

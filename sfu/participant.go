@@ -228,18 +228,24 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	}
 	p.log.Info("stream published", zap.String("track", t.info.ID), zap.String("codec", t.info.Codec),
 		zap.String("source", t.info.Source), zap.String("rid", remote.RID()), zap.Uint32("ssrc", l.ssrc))
-	if !existed {
-		// Reading the receiver's RTCP (sender reports) keeps the report
-		// interceptor's round-trip figures right and its buffer drained.
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				if _, _, err := receiver.Read(buf); err != nil {
-					return
-				}
+	// Reading each stream's RTCP (sender reports) keeps the report
+	// interceptor's round-trip figures right and its buffer drained. A
+	// simulcast receiver has one RTCP stream per rid (Read would use one
+	// that does not exist yet).
+	go func(rid string) {
+		buf := make([]byte, 1500)
+		for {
+			var err error
+			if rid == "" {
+				_, _, err = receiver.Read(buf)
+			} else {
+				_, _, err = receiver.ReadSimulcast(buf, rid)
 			}
-		}()
-	}
+			if err != nil {
+				return
+			}
+		}
+	}(remote.RID())
 	go func() {
 		if !existed {
 			if !p.room.publish(p, t) {

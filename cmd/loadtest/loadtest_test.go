@@ -179,8 +179,10 @@ func TestSyntheticMeasuresACleanRun(t *testing.T) {
 	if rep.PacketsReceived == 0 || rep.LossRatio >= 0.01 {
 		t.Errorf("packets %d, loss %.4f", rep.PacketsReceived, rep.LossRatio)
 	}
-	if l := rep.LatencyMS; l == nil || l.N == 0 || l.P50 <= 0 || l.P50 >= 50 || l.P99 < l.P50 {
-		t.Errorf("latency %+v, want 0 < p50 < 50 ms <= p99", l)
+	// Loose on purpose: the machine is shared and other tests run beside
+	// this one; a figure over half a second means a measuring error.
+	if l := rep.LatencyMS; l == nil || l.N == 0 || l.P50 <= 0 || l.P50 >= 500 || l.P99 < l.P50 {
+		t.Errorf("latency %+v, want 0 < p50 < 500 ms <= p99", l)
 	}
 	if rep.FirstFrameMS.N != 2 || rep.FirstFrameMS.P50 <= 0 {
 		t.Errorf("first frame %+v, want one per subscriber", rep.FirstFrameMS)

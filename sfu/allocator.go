@@ -25,7 +25,7 @@ const (
 	audioBitrate       = 50_000
 	probeDuration      = 1500 * time.Millisecond
 	probeInterval      = 20 * time.Millisecond
-	probeCooldown      = 4 * time.Second
+	probeCooldown      = 8 * time.Second // padding is overhead: probe at most this often per subscriber
 	rateWindow         = time.Second
 	liveTimeout        = 1500 * time.Millisecond
 	dynacastHold       = 3 * time.Second // a layer nobody needs is switched off after this

@@ -88,6 +88,12 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 	se.SetICETimeouts(iceDisconnectedTimeout, iceFailedTimeout, iceKeepalive)
 	// AES-GCM costs about a fifth of AES-CM+HMAC per packet; offer it first.
 	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	// The DTLS server chooses the profile. Answering as the server (the
+	// publisher connection, where the browser offers) keeps the choice
+	// ours; as a client Chrome picked AES-CM.
+	if err := se.SetAnsweringDTLSRole(webrtc.DTLSRoleServer); err != nil {
+		return nil, err
+	}
 	if err := configureICE(&se, cfg); err != nil {
 		return nil, err
 	}

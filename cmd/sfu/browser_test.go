@@ -129,6 +129,22 @@ func TestBrowserConference(t *testing.T) {
 	t.Logf("page load to first remote frame: median %.0f ms (all: %.0f ms); process CPU %.2f s, RSS high-water %d MiB",
 		firstFrame[n/2], firstFrame, processCPU(t)-cpu0, processRSS(t)>>20)
 
+	// The server offers AES-GCM first: a fifth of AES-CM+HMAC's cost per
+	// packet. Chrome must have taken it on both connections.
+	var ciphers []string
+	if err := tabs[0].Eval(ctx, `(async () => {
+  const out = [];
+  for (const pc of [window.switchboard.publisher, window.switchboard.subscriber])
+    (await pc.getStats()).forEach(s => { if (s.type === 'transport') out.push(s.srtpCipher); });
+  return out; })()`, &ciphers); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range ciphers {
+		if c != "SRTP_AEAD_AES_128_GCM" {
+			t.Errorf("SRTP ciphers %v, want SRTP_AEAD_AES_128_GCM on both connections", ciphers)
+		}
+	}
+
 	if err := tabs[2].Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/switchboard-sfu/switchboard/internal/browsertest"
+	"github.com/switchboard-sfu/switchboard/internal/headless"
 )
 
 type chromeConfig struct {
@@ -95,7 +95,7 @@ func runChrome(ctx context.Context, cfg *chromeConfig, stderr io.Writer) (*Repor
 	bin := cfg.chromium
 	if bin == "" {
 		var ok bool
-		if bin, ok = browsertest.Binary(); !ok {
+		if bin, ok = headless.Binary(); !ok {
 			return nil, errors.New("no Chromium found: install chromium, set CHROMIUM_BIN or pass -chromium")
 		}
 	}
@@ -399,26 +399,7 @@ func launch(bin string, fps int) (*browser, error) {
 	if err != nil {
 		return nil, err
 	}
-	alloc := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin),
-		chromedp.Env("XDG_CONFIG_HOME=" + dataDir),
-		chromedp.Flag("headless", "new"),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("user-data-dir", dataDir),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("use-fake-device-for-media-stream", "fps="+strconv.Itoa(fps)),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-	}
-	for _, f := range []string{"disable-gpu", "disable-quic", "no-first-run", "disable-background-networking",
-		"disable-component-update", "disable-sync", "mute-audio"} {
-		alloc = append(alloc, chromedp.Flag(f, true))
-	}
+	alloc := headless.Options(bin, dataDir, fps)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), alloc...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	// The first Run ties the browser's life to ctx; a timer bounds the start.

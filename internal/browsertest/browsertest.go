@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/switchboard-sfu/switchboard/internal/headless"
 )
 
 const (
@@ -49,20 +50,7 @@ func WithBinary(path string) Option { return func(c *config) { c.binary = path }
 
 // Binary reports where Chromium is. $CHROMIUM_BIN wins when set, so that a
 // misconfigured CI fails instead of silently testing another browser.
-func Binary() (string, bool) {
-	if p := os.Getenv("CHROMIUM_BIN"); p != "" {
-		p, err := exec.LookPath(p)
-		return p, err == nil
-	}
-	// The Debian /usr/bin/chromium is a wrapper script that adds flags of its
-	// own, so the real binary comes first.
-	for _, name := range []string{"/usr/lib/chromium/chromium", "/usr/bin/chromium", "chromium", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p, true
-		}
-	}
-	return "", false
-}
+func Binary() (string, bool) { return headless.Binary() }
 
 // Browser is one Chromium process. Its tabs share the process but not their
 // pages.
@@ -96,38 +84,8 @@ func Launch(t testing.TB, opts ...Option) *Browser {
 		cfg.binary = bin
 	}
 
-	// Chromedp's DefaultExecAllocatorOptions set disable-features and
-	// enable-features of their own, so the list starts empty.
 	dataDir := t.TempDir()
-	camera := any(true)
-	if cfg.fps > 0 {
-		camera = "fps=" + strconv.Itoa(cfg.fps)
-	}
-	alloc := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(cfg.binary),
-		// Crashpad handlers cannot be turned off and keep their database in
-		// $XDG_CONFIG_HOME; this keeps $HOME clean and lets cleanup find them.
-		chromedp.Env("XDG_CONFIG_HOME=" + dataDir),
-		chromedp.Flag("headless", "new"),
-		chromedp.Flag("no-sandbox", true), // these machines run tests as root
-		chromedp.Flag("user-data-dir", dataDir),
-		chromedp.Flag("use-fake-ui-for-media-stream", true),
-		chromedp.Flag("use-fake-device-for-media-stream", camera),
-		chromedp.Flag("allow-loopback-in-peer-connection", true),
-		// Keep the browser off the real network; only the local SFU resolves.
-		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"),
-		// mDNS candidates never resolve in a sandboxed test network.
-		chromedp.Flag("disable-features", "WebRtcHideLocalIpsWithMdns"),
-		chromedp.Flag("autoplay-policy", "no-user-gesture-required"),
-		// Tabs that are not in front must keep decoding video and firing timers.
-		chromedp.Flag("disable-renderer-backgrounding", true),
-		chromedp.Flag("disable-background-timer-throttling", true),
-		chromedp.Flag("disable-backgrounding-occluded-windows", true),
-	}
-	for _, f := range []string{"disable-gpu", "disable-quic", "no-first-run", "disable-background-networking",
-		"disable-component-update", "disable-sync", "mute-audio"} {
-		alloc = append(alloc, chromedp.Flag(f, true))
-	}
+	alloc := headless.Options(cfg.binary, dataDir, cfg.fps)
 	for _, f := range cfg.extra {
 		name, value, hasValue := strings.Cut(strings.TrimLeft(f, "-"), "=")
 		if hasValue {

@@ -54,18 +54,6 @@ func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
 	return p, nil
 }
 
-// Count returns the number of rooms and participants.
-func (rs *Rooms) Count() (rooms, participants int) {
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
-	for _, r := range rs.rooms {
-		r.mu.Lock()
-		participants += len(r.participants)
-		r.mu.Unlock()
-	}
-	return len(rs.rooms), participants
-}
-
 // Close removes every participant, telling each that the server is closing,
 // and refuses new joins.
 func (rs *Rooms) Close() {

@@ -209,7 +209,7 @@ func (d *DownTrack) writeRTP(p *packet) {
 		payload = buf
 	}
 	d.seq.Push(sent)
-	d.lastSent = time.Now()
+	d.lastSent = p.at
 	out := &d.hdr[p.layer]
 	*out = rtp.Header{
 		Version:        2,

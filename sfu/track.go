@@ -85,6 +85,7 @@ type packet struct {
 	payload  []byte // the media, without RTP padding
 	padding  byte   // RTP padding bytes that followed it
 	keyframe bool
+	at       time.Time // when it was read: one clock read per packet, not per subscriber
 	vp8      rtc.VP8Descriptor
 	isVP8    bool
 }
@@ -189,7 +190,8 @@ func (t *Track) route(l *layer, raw []byte, pkt *packet) {
 	pkt.payload, pkt.padding = media, pad
 	t.stats.packetsIn.Add(1)
 	t.stats.bytesIn.Add(uint64(len(raw)))
-	l.lastPacket.Store(time.Now().UnixNano())
+	pkt.at = time.Now()
+	l.lastPacket.Store(pkt.at.UnixNano())
 	if l.cache != nil {
 		l.cache.Store(h.SequenceNumber, raw)
 	}
@@ -214,9 +216,8 @@ func (t *Track) route(l *layer, raw []byte, pkt *packet) {
 		l.fanout.write(pkt, downs)
 		return
 	}
-	start := time.Now()
 	l.fanout.write(pkt, downs)
-	forwardLatency.Observe(time.Since(start).Seconds())
+	forwardLatency.Observe(time.Since(pkt.at).Seconds())
 }
 
 // stripPadding splits RTP padding (RFC 3550 section 5.1) off a payload; it

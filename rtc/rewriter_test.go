@@ -243,27 +243,7 @@ func TestRewriter(t *testing.T) {
 			if r.Started() {
 				t.Fatal("Started() = true before Start")
 			}
-			for i, op := range tt.ops {
-				switch op.kind {
-				case opStart:
-					r.Start(op.sn, op.ts, op.gap)
-					if !r.Started() {
-						t.Fatalf("op %d: Started() = false after Start", i)
-					}
-				case opRewrite:
-					sn, ts, ok := r.Rewrite(op.sn, op.ts)
-					if ok != op.wantOK || (ok && (sn != op.outSN || ts != op.outTS)) {
-						t.Errorf("op %d: Rewrite(%d, %d) = (%d, %d, %v), want (%d, %d, %v)",
-							i, op.sn, op.ts, sn, ts, ok, op.outSN, op.outTS, op.wantOK)
-					}
-				case opDrop:
-					r.Drop(op.sn)
-				case opInsert:
-					if sn, ts := r.Insert(); sn != op.outSN || ts != op.outTS {
-						t.Errorf("op %d: Insert() = (%d, %d), want (%d, %d)", i, sn, ts, op.outSN, op.outTS)
-					}
-				}
-			}
+			runOps(t, r, tt.ops)
 		})
 	}
 }
@@ -357,24 +337,33 @@ func TestRewriterDropAndInsert(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := NewRewriter(1, 0)
-			for i, op := range tt.ops {
-				switch op.kind {
-				case opStart:
-					r.Start(op.sn, op.ts, op.gap)
-				case opRewrite:
-					sn, ts, ok := r.Rewrite(op.sn, op.ts)
-					if ok != op.wantOK || (ok && (sn != op.outSN || ts != op.outTS)) {
-						t.Errorf("op %d: Rewrite(%d, %d) = (%d, %d, %v), want (%d, %d, %v)",
-							i, op.sn, op.ts, sn, ts, ok, op.outSN, op.outTS, op.wantOK)
-					}
-				case opDrop:
-					r.Drop(op.sn)
-				case opInsert:
-					if sn, ts := r.Insert(); sn != op.outSN || ts != op.outTS {
-						t.Errorf("op %d: Insert() = (%d, %d), want (%d, %d)", i, sn, ts, op.outSN, op.outTS)
-					}
-				}
-			}
+			runOps(t, r, tt.ops)
 		})
+	}
+}
+
+// runOps applies ops to r in order and checks what each returns.
+func runOps(t *testing.T, r *Rewriter, ops []rewriterOp) {
+	t.Helper()
+	for i, op := range ops {
+		switch op.kind {
+		case opStart:
+			r.Start(op.sn, op.ts, op.gap)
+			if !r.Started() {
+				t.Fatalf("op %d: Started() = false after Start", i)
+			}
+		case opRewrite:
+			sn, ts, ok := r.Rewrite(op.sn, op.ts)
+			if ok != op.wantOK || (ok && (sn != op.outSN || ts != op.outTS)) {
+				t.Errorf("op %d: Rewrite(%d, %d) = (%d, %d, %v), want (%d, %d, %v)",
+					i, op.sn, op.ts, sn, ts, ok, op.outSN, op.outTS, op.wantOK)
+			}
+		case opDrop:
+			r.Drop(op.sn)
+		case opInsert:
+			if sn, ts := r.Insert(); sn != op.outSN || ts != op.outTS {
+				t.Errorf("op %d: Insert() = (%d, %d), want (%d, %d)", i, sn, ts, op.outSN, op.outTS)
+			}
+		}
 	}
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/switchboard-sfu/switchboard/internal/browsertest"
 )
 
-// remoteMedia reports, per remote participant tile, what the tab decodes.
+// remoteMedia reports, per remote participant tile, what the tab receives
+// and decodes.
 const remoteMedia = `(async () => {
   const pc = window.switchboard.subscriber;
   if (!pc) return {};
@@ -25,6 +26,7 @@ const remoteMedia = `(async () => {
     const v = s && s.getVideoTracks()[0], a = s && s.getAudioTracks()[0];
     const vr = v && byTrack[v.id], ar = a && byTrack[a.id];
     out[el.dataset.participant] = {
+      video: (vr && vr.packetsReceived) || 0, audio: (ar && ar.packetsReceived) || 0,
       frames: (vr && vr.framesDecoded) || 0, width: (vr && vr.frameWidth) || 0,
       samples: (ar && ar.totalSamplesReceived) || 0, energy: (ar && ar.totalAudioEnergy) || 0,
     };
@@ -33,10 +35,16 @@ const remoteMedia = `(async () => {
 })()`
 
 type media struct {
+	Video   int     `json:"video"` // packets
+	Audio   int     `json:"audio"` // packets
 	Frames  int     `json:"frames"`
 	Width   int     `json:"width"`
 	Samples int     `json:"samples"`
 	Energy  float64 `json:"energy"`
+}
+
+func (m media) String() string {
+	return fmt.Sprintf("audio %d packets, video %d packets, %d frames decoded", m.Audio, m.Video, m.Frames)
 }
 
 // Three tabs of real Chromium join one room through the embedded client;

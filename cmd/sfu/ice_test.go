@@ -21,33 +21,6 @@ import (
 // Tests of the media paths a deployment offers: one UDP port for all, ICE
 // over TCP where UDP is blocked, and the embedded TURN relay.
 
-// received reports, per remote participant tile, what the tab receives.
-const received = `(async () => {
-  const pc = window.switchboard.subscriber;
-  if (!pc) return {};
-  const byTrack = {};
-  (await pc.getStats()).forEach(r => { if (r.type === 'inbound-rtp') byTrack[r.trackIdentifier] = r; });
-  const out = {};
-  for (const el of document.querySelectorAll('#grid .tile[data-participant]')) {
-    const s = el.querySelector('video').srcObject;
-    const v = s && s.getVideoTracks()[0], a = s && s.getAudioTracks()[0];
-    const vr = v && byTrack[v.id], ar = a && byTrack[a.id];
-    out[el.dataset.participant] = {video: (vr && vr.packetsReceived) || 0, audio: (ar && ar.packetsReceived) || 0,
-      frames: (vr && vr.framesDecoded) || 0};
-  }
-  return out;
-})()`
-
-type reception struct {
-	Video  int `json:"video"`
-	Audio  int `json:"audio"`
-	Frames int `json:"frames"`
-}
-
-func (r reception) String() string {
-	return fmt.Sprintf("audio %d packets, video %d packets, %d frames decoded", r.Audio, r.Video, r.Frames)
-}
-
 // paths reports the selected candidate pair of each of the tab's
 // PeerConnections, and the ports of every UDP candidate the server sent.
 const paths = `(async () => {
@@ -115,10 +88,10 @@ func joinForm(name string) string {
 // judge, so it is only logged.
 func waitReceiving(ctx context.Context, t *testing.T, tab *browsertest.Tab, what string, ids []string) {
 	t.Helper()
-	var got map[string]reception
+	var got map[string]media
 	for {
 		got = nil
-		if err := tab.Eval(ctx, received, &got); err == nil {
+		if err := tab.Eval(ctx, remoteMedia, &got); err == nil {
 			ok := true
 			for _, id := range ids {
 				if got[id].Audio < 25 {

@@ -76,6 +76,8 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 		return nil, err
 	}
 	ir.Add(congestion)
+	monitors := &monitorFactory{}
+	ir.Add(monitors)
 	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
 		return nil, err
 	}
@@ -104,7 +106,8 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 		webrtc.WithInterceptorRegistry(ir),
 		webrtc.WithSettingEngine(se),
 	)}
-	congestion.OnNewPeerConnection(api.onNewPeerConnection)
+	congestion.OnNewPeerConnection(api.onNewGCC)
+	monitors.onNew = api.onNewLink
 	return api, nil
 }
 

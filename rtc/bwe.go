@@ -20,14 +20,17 @@ const (
 	bweMax     = 20_000_000
 )
 
-// Estimator is a connection's send-side bandwidth estimate (GCC over TWCC
-// feedback, refined by loss).
+// Estimator is what a connection's TWCC feedback says of its downstream
+// link: GCC's send-side estimate, and the link monitor's measurements.
 type Estimator interface {
-	// TargetBitrate is the estimate in bit/s.
+	// TargetBitrate is GCC's estimate in bit/s.
 	TargetBitrate() int
-	// Congested reports whether the last feedback showed the link
-	// overused (queues growing) or losing more than a tenth of the packets.
+	// Congested reports whether the link's packets meet a standing queue
+	// or more than a tenth of them are lost.
 	Congested() bool
+	// Delivered is the rate at which packets arrived lately, bit/s: while
+	// Congested, what the link carries.
+	Delivered() int
 	// Stats are the estimator's internals, for debug logs.
 	Stats() map[string]any
 }
@@ -37,44 +40,70 @@ type Estimator interface {
 type API struct {
 	*webrtc.API
 
-	mu   sync.Mutex // serializes NewPeerConnection so each call gets its own estimator
-	last cc.BandwidthEstimator
+	mu       sync.Mutex // serializes NewPeerConnection so each call gets its own estimator
+	lastGCC  cc.BandwidthEstimator
+	lastLink *linkMonitor
 }
 
 // NewPeerConnection makes a PeerConnection and returns its estimator.
 func (a *API) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConnection, Estimator, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.last = nil
+	a.lastGCC, a.lastLink = nil, nil
 	pc, err := a.API.NewPeerConnection(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	est := a.last
-	if est == nil { // the cc interceptor was not built: report no limit
-		return pc, fixedEstimate(bweMax), nil
+	return pc, &estimator{gcc: a.lastGCC, link: a.lastLink}, nil
+}
+
+func (a *API) onNewGCC(_ string, est cc.BandwidthEstimator) { a.lastGCC = est }
+func (a *API) onNewLink(m *linkMonitor)                     { a.lastLink = m }
+
+// heavyLoss is the loss share above which a link counts as congested
+// (GCC's loss controller also starts cutting there).
+const heavyLoss = 0.1
+
+// estimator combines GCC's target with what the link monitor measures.
+// Either may be missing (the interceptor was not built), and then reports
+// no limit and no congestion.
+type estimator struct {
+	gcc  cc.BandwidthEstimator
+	link *linkMonitor
+}
+
+func (e *estimator) TargetBitrate() int {
+	if e.gcc == nil {
+		return bweMax
 	}
-	return pc, gccEstimator{est}, nil
+	return e.gcc.GetTargetBitrate()
 }
 
-func (a *API) onNewPeerConnection(_ string, est cc.BandwidthEstimator) { a.last = est }
-
-type gccEstimator struct{ cc.BandwidthEstimator }
-
-func (g gccEstimator) TargetBitrate() int    { return g.GetTargetBitrate() }
-func (g gccEstimator) Stats() map[string]any { return g.GetStats() }
-
-func (g gccEstimator) Congested() bool {
-	s := g.GetStats()
-	loss, _ := s["averageLoss"].(float64)
-	return s["usage"] == "overuse" || loss > 0.1
+func (e *estimator) Congested() bool {
+	return e.link != nil && e.link.state().Congested()
 }
 
-type fixedEstimate int
+func (e *estimator) Delivered() int {
+	if e.link == nil {
+		return bweMax
+	}
+	if d := e.link.state().Delivered; d > 0 {
+		return d
+	}
+	return e.TargetBitrate()
+}
 
-func (f fixedEstimate) TargetBitrate() int    { return int(f) }
-func (f fixedEstimate) Stats() map[string]any { return nil }
-func (f fixedEstimate) Congested() bool       { return false }
+func (e *estimator) Stats() map[string]any {
+	s := map[string]any{}
+	if e.gcc != nil {
+		s = e.gcc.GetStats()
+	}
+	if e.link != nil {
+		st := e.link.state()
+		s["queue"], s["loss"], s["delivered"] = st.Queue.String(), st.Loss, st.Delivered
+	}
+	return s
+}
 
 // newCongestionController builds the cc interceptor. Without pacing the
 // packets go straight to the wire: the stream allocator keeps what is sent

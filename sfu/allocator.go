@@ -22,13 +22,19 @@ const (
 	maxUpgradeHold     = 16 * time.Second
 	flapWindow         = 10 * time.Second // a downgrade this soon after an upgrade is a flap
 	upgradeHeadroom    = 0.9              // upgrades must fit in this share of the estimate
-	audioBitrate       = 50_000
-	probeDuration      = 1500 * time.Millisecond
-	probeInterval      = 20 * time.Millisecond
-	probeCooldown      = 8 * time.Second // padding is overhead: probe at most this often per subscriber
-	rateWindow         = time.Second
-	liveTimeout        = 1500 * time.Millisecond
-	dynacastHold       = 3 * time.Second // a layer nobody needs is switched off after this
+	// keepTolerance lets a video keep its option while it costs up to this
+	// much more than the estimate. Estimates and layer costs are measured
+	// over different windows (and audio is counted at a nominal rate), so
+	// an option that just fits reads now over, now under its budget; the
+	// band between this and upgradeHeadroom keeps it from flapping.
+	keepTolerance = 1.1
+	audioBitrate  = 50_000
+	probeDuration = 1500 * time.Millisecond
+	probeInterval = 20 * time.Millisecond
+	probeStep     = 2 // a probe tries at most this multiple of the known rate
+	rateWindow    = time.Second
+	liveTimeout   = 1500 * time.Millisecond
+	dynacastHold  = 3 * time.Second // a layer nobody needs is switched off after this
 )
 
 // option is one way to forward a video: a spatial layer with temporal
@@ -204,18 +210,25 @@ func (p *Participant) allocateLoop() {
 		case <-p.done:
 			return
 		case <-probeTick.C:
-			if !probe.tick(time.Now(), p) {
-				probeTick.Stop()
+			switch probe.tick(time.Now(), p.bwe) {
+			case probeRunning:
+				continue
+			case probeSucceeded:
+				p.log.Debug("probe succeeded", zap.Int("target", probe.target), zap.Int("estimate", p.bwe.TargetBitrate()))
+			case probeFailed:
+				p.log.Debug("probe failed", zap.Int("target", probe.target), zap.Int("estimate", p.bwe.TargetBitrate()),
+					zap.Int("delivered", p.bwe.Delivered()), zap.Duration("retryIn", time.Until(probe.next)))
 			}
+			probeTick.Stop()
 			continue
 		case <-p.allocNeeded:
 		case <-tick.C:
 		}
 		now := time.Now()
-		keepEst, upEst := probe.estimates(p)
+		keepEst, upEst := probe.estimates(p.bwe)
 		want := p.reallocate(now, state, keepEst, upEst)
 		if want.d != nil && !probe.on && now.After(probe.next) {
-			probe.start(now, want.d, want.target, want.rate)
+			probe.start(now, want.d.writePadding, want.target, want.rate)
 			probeTick.Reset(probeInterval)
 			p.log.Debug("probing", zap.Int("estimate", p.bwe.TargetBitrate()), zap.Int("target", want.target),
 				zap.Int("padding", want.rate))
@@ -272,7 +285,7 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 		}
 		screen[i] = d.src.info.Source == SourceScreen
 	}
-	keep := allocate(budget, opts, screen)
+	keep := allocate(int(float64(budget)*keepTolerance), opts, screen)
 	up := allocate(int(float64(upEstimate-audio*audioBitrate)*upgradeHeadroom), opts, screen)
 	if ce := p.log.Check(zap.DebugLevel, "allocation"); ce != nil && len(videos) > 0 {
 		ce.Write(zap.Int("estimate", estimate), zap.Int("upEstimate", upEstimate), zap.Int("gcc", p.bwe.TargetBitrate()), zap.Any("gccStats", p.bwe.Stats()),
@@ -333,8 +346,11 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 		p.notifyStreamState(d, a)
 	}
 	if probe.d != nil && probe.d.bound() {
-		// Pad so that the link carries the whole rate the upgrade needs.
-		probe.target = int(float64(usage+probe.need) / upgradeHeadroom)
+		// Pad so that the link carries the whole rate the upgrade needs, but
+		// at most double what it has been seen to carry: a link far
+		// narrower than the goal is found out gently, and a wide one is
+		// climbed in a few steps.
+		probe.target = min(int(float64(usage+probe.need)/upgradeHeadroom), probeStep*max(usage, upEstimate))
 		probe.rate = max(probe.target-usage, 50_000)
 		return probe
 	}

@@ -3,7 +3,7 @@ package sfu
 import (
 	"time"
 
-	"go.uber.org/zap"
+	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 // prober finds out whether a subscriber's link can carry more than it is
@@ -12,62 +12,94 @@ import (
 // link up to a layer that then congests it. The allocator therefore spends
 // at most what the link has been seen to carry: the confirmed rate. The
 // prober raises it by sending padding so the link carries the rate an
-// upgrade needs, for probeDuration; if GCC's overuse detector and loss stay
-// quiet meanwhile, that rate is confirmed. Congestion lowers it to GCC's
-// estimate.
+// upgrade needs, for probeDuration; if the link meets no standing queue or
+// heavy loss meanwhile and delivers about that rate, it is confirmed. The
+// padding ramps up over probeRamp, so that on a link narrower than the
+// probe the queue grows slowly and is noticed before it overflows: a probe
+// must not cost the media it rides with.
+//
+// Congestion lowers the confirmed rate to what the link delivered. On a
+// link that is too narrow that is less than is sent, and the allocator
+// steps down; on a full link whose delay merely jittered (a busy receiver)
+// it is about what is sent, and nothing changes.
 type prober struct {
 	on           bool
-	d            *DownTrack
+	pad          func(bytes int) bool
+	started      time.Time
 	until        time.Time
-	target       int // the rate being tried, bit/s
-	bytesPerTick int
+	target       int       // the rate being tried, bit/s
+	bytesPerTick int       // once ramped up
 	next         time.Time // no probe before this
 	failures     int
-	// confirmed is the rate a probe showed the link carries; only it
-	// allows upgrades. assumed is what a link is taken to carry before
-	// that, enough to start on: GCC's starting estimate until congestion
-	// says otherwise.
+	// confirmed is the rate the link was shown to carry; only it allows
+	// upgrades. assumed is what a link is taken to carry before that,
+	// enough to start on: GCC's starting estimate until congestion says
+	// otherwise.
 	confirmed int
 	assumed   int
 }
 
-// initialAssumed is what a new subscriber's link is assumed to carry before
-// any probe.
-const initialAssumed = 600_000
+const (
+	// initialAssumed is what a new subscriber's link is assumed to carry
+	// before any probe.
+	initialAssumed = 600_000
+	probeRamp      = time.Second
+	// probeDelivered is the share of a probe's rate that must arrive.
+	probeDelivered = 0.85
+	// Padding is overhead: after a probe that confirmed its rate the next
+	// may follow soon (the allocator climbs in steps), after one that
+	// failed the link is left alone for a while, longer each time.
+	probeAfterSuccess = 500 * time.Millisecond
+	probeAfterFailure = 4 * time.Second
+	maxProbeBackoff   = 8 * time.Second
+)
 
-// start begins a probe towards target bit/s by padding d with rate bit/s.
-func (pr *prober) start(now time.Time, d *DownTrack, target, rate int) {
-	pr.on, pr.d, pr.until, pr.target = true, d, now.Add(probeDuration), target
+// start begins a probe towards target bit/s by calling pad with rate bit/s
+// worth of padding.
+func (pr *prober) start(now time.Time, pad func(bytes int) bool, target, rate int) {
+	pr.on, pr.pad, pr.started, pr.until, pr.target = true, pad, now, now.Add(probeDuration), target
 	pr.bytesPerTick = rate / 8 * int(probeInterval) / int(time.Second)
 }
 
-// tick sends one interval's padding and judges the probe; it returns false
-// once the probe is over.
-func (pr *prober) tick(now time.Time, p *Participant) bool {
+// probeResult is what one probe tick found.
+type probeResult int
+
+const (
+	probeRunning probeResult = iota
+	probeSucceeded
+	probeFailed
+)
+
+// tick sends one interval's padding and judges the probe.
+func (pr *prober) tick(now time.Time, est rtc.Estimator) probeResult {
 	if !pr.on {
-		return false
+		return probeFailed
 	}
-	if p.bwe.Congested() {
-		pr.on = false
+	fail := func() probeResult {
+		pr.on, pr.pad = false, nil
 		pr.failures++
-		// Back off, but not so far that a link that recovered waits long.
-		pr.next = now.Add(min(probeCooldown<<pr.failures, 16*time.Second))
-		p.log.Debug("probe failed", zap.Int("target", pr.target), zap.Int("estimate", p.bwe.TargetBitrate()))
-		return false
+		pr.next = now.Add(min(probeAfterFailure<<(pr.failures-1), maxProbeBackoff))
+		return probeFailed
+	}
+	if est.Congested() {
+		return fail()
 	}
 	if now.After(pr.until) {
-		pr.on, pr.failures = false, 0
+		if float64(est.Delivered()) < probeDelivered*float64(pr.target) {
+			return fail()
+		}
+		pr.on, pr.pad, pr.failures = false, nil, 0
 		pr.confirmed = max(pr.confirmed, pr.target)
-		pr.next = now.Add(probeCooldown)
-		p.log.Debug("probe succeeded", zap.Int("target", pr.target), zap.Int("estimate", p.bwe.TargetBitrate()))
-		return false
+		pr.next = now.Add(probeAfterSuccess)
+		return probeSucceeded
 	}
-	for n := pr.bytesPerTick; n > 0; n -= 255 {
-		if !pr.d.writePadding(min(n, 255)) {
+	ramp := min(1, float64(now.Sub(pr.started))/float64(probeRamp))
+	for n := int(ramp * float64(pr.bytesPerTick)); n > 0; n -= 255 {
+		if !pr.pad(min(n, 255)) {
 			break
 		}
 	}
-	return true
+	return probeRunning
 }
 
 // estimates are what the allocator may spend: up bounds upgrades, keep what
@@ -75,15 +107,15 @@ func (pr *prober) tick(now time.Time, p *Participant) bool {
 // whose estimate lags behind a link that carries little (it may never grow
 // past 1.5 times what is sent) and drifts up on one it cannot judge; GCC
 // counts, capped by the starting assumption, until a probe has spoken.
-// Congestion cuts both back to GCC's estimate.
-func (pr *prober) estimates(p *Participant) (keep, up int) {
+func (pr *prober) estimates(est rtc.Estimator) (keep, up int) {
 	if pr.assumed == 0 {
 		pr.assumed = initialAssumed
 	}
-	gcc := p.bwe.TargetBitrate()
-	if p.bwe.Congested() {
-		pr.confirmed = min(pr.confirmed, gcc)
-		pr.assumed = min(pr.assumed, gcc)
+	gcc := est.TargetBitrate()
+	if est.Congested() {
+		delivered := est.Delivered()
+		pr.confirmed = min(pr.confirmed, delivered)
+		pr.assumed = min(pr.assumed, delivered)
 	}
 	return max(min(gcc, pr.assumed), pr.confirmed), pr.confirmed
 }

@@ -243,7 +243,9 @@ func startServerBinary(t *testing.T) string {
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		_ = cmd.Wait()
-		if t.Failed() {
+		if p := os.Getenv("SWITCHBOARD_SERVER_LOG"); p != "" {
+			_ = os.WriteFile(p, []byte(logs.String()), 0o644)
+		} else if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})

@@ -1,0 +1,298 @@
+package rtc
+
+import (
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"github.com/pion/interceptor"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/sdp/v3"
+)
+
+// A linkMonitor reads a connection's TWCC feedback for three plain facts
+// about the downstream link: how long a queue its packets meet (one-way
+// delay above its recent minimum), what share of them is lost, and at what
+// rate they arrive.
+//
+// GCC has the same feedback but judges it by the trend of delay between
+// packet groups, which a receiver busy decoding (delay jitter of tens of
+// milliseconds) trips now and then, while a drop-tail queue that is already
+// full (constant delay, packets dropped) shows no trend at all. A standing
+// queue, loss and the arrival rate tell a link that is too narrow from one
+// that merely jitters, and say how much it does carry.
+type linkMonitor struct {
+	mu    sync.Mutex
+	ext   uint8 // the TWCC header extension's ID, 0 until a stream uses it
+	epoch time.Time
+	// sent is indexed by transport-wide sequence number modulo its size:
+	// feedback comes within a few hundred milliseconds, far fewer packets
+	// than that. It and acks are allocated when the first stream is sent,
+	// so a connection that only receives (the publisher's) costs nothing.
+	sent *[sentHistory]sentPacket
+	acks *[ackHistory]ack // feedback, oldest overwritten first
+
+	// The one-way delay baseline is the minimum over the current and the
+	// previous baselineWindow, so that it follows a route that changed.
+	baseCur, basePrev int64
+	baseStart         int64
+
+	next    int
+	n       int
+	lastFbk int64 // send clock when feedback last arrived
+}
+
+type sentPacket struct {
+	at   int64 // ns since epoch; 0: not recorded
+	size int32
+	seq  uint16
+}
+
+type ack struct {
+	sent    int64 // ns since epoch
+	arrival int64 // receiver clock, ns; 0: lost
+	queue   int64 // ns above the baseline
+	size    int32
+}
+
+const (
+	sentHistory    = 4096
+	ackHistory     = 2048
+	baselineWindow = 5 * time.Second
+	// A standing queue is one that every packet met for queueSpan: delay
+	// jitter from a busy receiver spares some of them.
+	queueSpan      = 100 * time.Millisecond
+	queueThreshold = 50 * time.Millisecond
+	lossSpan       = time.Second
+	minLossSample  = 20
+	deliveredSpan  = 500 * time.Millisecond
+	// staleFeedback: with no feedback for this long the facts are too old.
+	staleFeedback = time.Second
+)
+
+func newLinkMonitor() *linkMonitor {
+	return &linkMonitor{epoch: time.Now(), baseCur: -1, basePrev: -1}
+}
+
+func (m *linkMonitor) now() int64 { return int64(time.Since(m.epoch)) }
+
+// useExtension starts recording packets numbered with header extension id.
+func (m *linkMonitor) useExtension(id uint8) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.ext = id
+	if m.sent == nil {
+		m.sent, m.acks = new([sentHistory]sentPacket), new([ackHistory]ack)
+	}
+}
+
+// onSend records a packet as it leaves.
+func (m *linkMonitor) onSend(h *rtp.Header, size int) {
+	at := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ext == 0 {
+		return
+	}
+	if b := h.GetExtension(m.ext); len(b) >= 2 {
+		seq := binary.BigEndian.Uint16(b)
+		m.sent[seq%sentHistory] = sentPacket{at: at, size: int32(size), seq: seq}
+	}
+}
+
+// onFeedback takes one TWCC feedback packet.
+func (m *linkMonitor) onFeedback(fb *rtcp.TransportLayerCC) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sent == nil {
+		return
+	}
+	m.lastFbk = now
+	arrival := int64(fb.ReferenceTime) * int64(64*time.Millisecond)
+	seq := fb.BaseSequenceNumber
+	deltas := fb.RecvDeltas
+	left := int(fb.PacketStatusCount)
+	status := func(symbol uint16) {
+		if left == 0 {
+			return
+		}
+		left--
+		s := m.sent[seq%sentHistory]
+		if s.seq != seq {
+			s = sentPacket{} // overwritten, or never ours
+		}
+		m.sent[seq%sentHistory] = sentPacket{}
+		seq++
+		received := symbol == rtcp.TypeTCCPacketReceivedSmallDelta || symbol == rtcp.TypeTCCPacketReceivedLargeDelta
+		if received {
+			if len(deltas) == 0 {
+				return
+			}
+			arrival += deltas[0].Delta * int64(time.Microsecond)
+			deltas = deltas[1:]
+		}
+		if s.at == 0 {
+			return // not ours, or reported twice
+		}
+		a := ack{sent: s.at, size: s.size}
+		if received {
+			a.arrival = arrival
+			a.queue = m.queueDelay(s.at, arrival-s.at)
+		}
+		m.acks[m.next] = a
+		m.next = (m.next + 1) % ackHistory
+		m.n = min(m.n+1, ackHistory)
+	}
+	for _, c := range fb.PacketChunks {
+		switch c := c.(type) {
+		case *rtcp.RunLengthChunk:
+			for range c.RunLength {
+				status(c.PacketStatusSymbol)
+			}
+		case *rtcp.StatusVectorChunk:
+			for _, s := range c.SymbolList {
+				status(s)
+			}
+		}
+	}
+}
+
+// queueDelay updates the baseline with a packet's one-way delay (clock
+// offset included) and returns how far above it the packet was.
+func (m *linkMonitor) queueDelay(sent, owd int64) int64 {
+	if sent-m.baseStart > int64(baselineWindow) {
+		m.basePrev, m.baseCur, m.baseStart = m.baseCur, -1, sent
+	}
+	if m.baseCur < 0 || owd < m.baseCur {
+		m.baseCur = owd
+	}
+	base := m.baseCur
+	if m.basePrev >= 0 {
+		base = min(base, m.basePrev)
+	}
+	return owd - base
+}
+
+// linkState is what the feedback says now.
+type linkState struct {
+	Queue     time.Duration // the smallest delay above baseline over queueSpan
+	Loss      float64       // over lossSpan
+	Delivered int           // bit/s arriving, over deliveredSpan; 0 unknown
+	Fresh     bool          // feedback is arriving
+}
+
+// Congested reports a standing queue or heavy loss.
+func (s linkState) Congested() bool {
+	return s.Fresh && (s.Queue > queueThreshold || s.Loss > heavyLoss)
+}
+
+func (m *linkMonitor) state() linkState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n == 0 || m.acks == nil {
+		return linkState{}
+	}
+	st := linkState{Fresh: m.now()-m.lastFbk < int64(staleFeedback)}
+	newest := m.acks[(m.next+ackHistory-1)%ackHistory]
+	var lastArrival int64
+	for i := 1; i <= m.n; i++ {
+		if a := m.acks[(m.next+ackHistory-i)%ackHistory]; a.arrival != 0 {
+			lastArrival = a.arrival
+			break
+		}
+	}
+	queue := int64(-1)
+	lost, total := 0, 0
+	var bytes int64
+	first := lastArrival
+	for i := 1; i <= m.n; i++ {
+		a := m.acks[(m.next+ackHistory-i)%ackHistory]
+		inLoss := newest.sent-a.sent < int64(lossSpan)
+		inQueue := a.arrival != 0 && lastArrival-a.arrival < int64(queueSpan)
+		inRate := a.arrival != 0 && lastArrival-a.arrival < int64(deliveredSpan)
+		if !inLoss && a.arrival != 0 && lastArrival-a.arrival >= int64(max(queueSpan, deliveredSpan)) {
+			break
+		}
+		if inLoss {
+			total++
+			if a.arrival == 0 {
+				lost++
+			}
+		}
+		if inQueue && (queue < 0 || a.queue < queue) {
+			queue = a.queue
+		}
+		if inRate {
+			bytes += int64(a.size)
+			first = min(first, a.arrival)
+		}
+	}
+	st.Queue = time.Duration(max(queue, 0))
+	if total >= minLossSample {
+		st.Loss = float64(lost) / float64(total)
+	}
+	if span := lastArrival - first; span > int64(deliveredSpan)/2 {
+		st.Delivered = int(bytes * 8 * int64(time.Second) / span)
+	}
+	return st
+}
+
+// monitorFactory makes one linkMonitor per PeerConnection and hands it to
+// onNew, as cc.InterceptorFactory does with its estimator.
+type monitorFactory struct {
+	onNew func(*linkMonitor)
+}
+
+func (f *monitorFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
+	m := newLinkMonitor()
+	if f.onNew != nil {
+		f.onNew(m)
+	}
+	return &monitorInterceptor{m: m}, nil
+}
+
+type monitorInterceptor struct {
+	interceptor.NoOp
+	m *linkMonitor
+}
+
+// BindLocalStream sees each packet after the TWCC header extension
+// interceptor numbered it (it is registered before it, so it is inner).
+func (i *monitorInterceptor) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
+	for _, e := range info.RTPHeaderExtensions {
+		if e.URI == sdp.TransportCCURI {
+			i.m.useExtension(uint8(e.ID))
+		}
+	}
+	return interceptor.RTPWriterFunc(func(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+		n, err := w.Write(h, payload, a)
+		if err == nil {
+			i.m.onSend(h, n)
+		}
+		return n, err
+	})
+}
+
+func (i *monitorInterceptor) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
+	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+		n, a, err := r.Read(b, a)
+		if err != nil {
+			return n, a, err
+		}
+		if a == nil {
+			a = interceptor.Attributes{}
+		}
+		pkts, perr := a.GetRTCPPackets(b[:n])
+		if perr != nil {
+			return n, a, err
+		}
+		for _, p := range pkts {
+			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
+				i.m.onFeedback(fb)
+			}
+		}
+		return n, a, err
+	})
+}

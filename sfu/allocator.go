@@ -204,6 +204,7 @@ func (p *Participant) allocateLoop() {
 	probeTick.Stop()
 	state := map[*DownTrack]*allocation{}
 	var probe prober
+	probed := false // a probe has just confirmed a higher rate
 	dynacast := map[*Track]*dynacastState{}
 	for {
 		select {
@@ -214,19 +215,23 @@ func (p *Participant) allocateLoop() {
 			case probeRunning:
 				continue
 			case probeSucceeded:
-				p.log.Debug("probe succeeded", zap.Int("target", probe.target), zap.Int("estimate", p.bwe.TargetBitrate()))
+				p.log.Debug("probe succeeded", zap.Int("target", probe.target), zap.Int("delivered", p.bwe.Delivered()))
+				probed = true // act on it now
 			case probeFailed:
-				p.log.Debug("probe failed", zap.Int("target", probe.target), zap.Int("estimate", p.bwe.TargetBitrate()),
-					zap.Int("delivered", p.bwe.Delivered()), zap.Duration("retryIn", time.Until(probe.next)))
+				p.log.Debug("probe failed", zap.Int("target", probe.target), zap.Int("delivered", p.bwe.Delivered()),
+					zap.Any("link", p.bwe.Stats()), zap.Duration("retryIn", time.Until(probe.next)))
 			}
 			probeTick.Stop()
-			continue
+			if !probed {
+				continue
+			}
 		case <-p.allocNeeded:
 		case <-tick.C:
 		}
 		now := time.Now()
 		keepEst, upEst := probe.estimates(p.bwe)
-		want := p.reallocate(now, state, keepEst, upEst)
+		want := p.reallocate(now, state, keepEst, upEst, probed)
+		probed = false
 		if want.d != nil && !probe.on && now.After(probe.next) {
 			probe.start(now, want.d.writePadding, want.target, want.rate)
 			probeTick.Reset(probeInterval)
@@ -246,8 +251,10 @@ type probeWanted struct {
 	target int // the estimate that would allow the upgrade
 }
 
-// reallocate runs one round of the allocator.
-func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation, estimate, upEstimate int) probeWanted {
+// reallocate runs one round of the allocator. probed says upEstimate was
+// just confirmed by a probe, which held the rate for longer than any
+// upgrade hold: upgrades it allows are made at once.
+func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation, estimate, upEstimate int, probed bool) probeWanted {
 	p.mu.Lock()
 	var videos []*DownTrack
 	audio := 0
@@ -317,19 +324,22 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 			if a.hold == 0 || now.Sub(a.lastDown) > 2*maxUpgradeHold {
 				a.hold = upgradeHold
 			}
-			if a.upSince.IsZero() {
+			switch {
+			case probed:
+				next = up[i]
+				a.upSince, a.lastUp = now, now
+			case a.upSince.IsZero():
 				a.upSince = now
-			} else if now.Sub(a.upSince) >= a.hold {
+			case now.Sub(a.upSince) >= a.hold:
 				next = cur + 1
-				a.upSince = now
-				a.lastUp = now
+				a.upSince, a.lastUp = now, now
 			}
 		default:
 			a.upSince = time.Time{}
 			if cur+1 < len(opts[i]) && probe.d == nil {
-				// Held back by the estimate (or paused): probe for what the next
-				// option needs.
-				need := opts[i][cur+1].bitrate
+				// Held back by the estimate (or paused): probe for what the best
+				// option needs (probeStep keeps each probe modest).
+				need := opts[i][len(opts[i])-1].bitrate
 				if cur >= 0 {
 					need -= opts[i][cur].bitrate
 				}

@@ -18,10 +18,10 @@ import (
 // probe the queue grows slowly and is noticed before it overflows: a probe
 // must not cost the media it rides with.
 //
-// Congestion lowers the confirmed rate to what the link delivered. On a
-// link that is too narrow that is less than is sent, and the allocator
-// steps down; on a full link whose delay merely jittered (a busy receiver)
-// it is about what is sent, and nothing changes.
+// Congestion sets the confirmed rate to what the link delivered. On a link
+// that is too narrow that is less than is sent, and the allocator steps
+// down; on a full link whose delay merely jittered (a busy receiver) it is
+// about what is sent, and nothing changes.
 type prober struct {
 	on           bool
 	pad          func(bytes int) bool
@@ -45,13 +45,16 @@ const (
 	initialAssumed = 600_000
 	probeRamp      = time.Second
 	// probeDelivered is the share of a probe's rate that must arrive.
-	probeDelivered = 0.85
+	// It is a sanity check (the padding went out and arrived): a queue or
+	// loss is what shows a link too narrow, and rates measured over half a
+	// second of arrivals are noisy.
+	probeDelivered = 0.75
 	// Padding is overhead: after a probe that confirmed its rate the next
 	// may follow soon (the allocator climbs in steps), after one that
 	// failed the link is left alone for a while, longer each time.
 	probeAfterSuccess = 500 * time.Millisecond
-	probeAfterFailure = 4 * time.Second
-	maxProbeBackoff   = 8 * time.Second
+	probeAfterFailure = 3 * time.Second
+	maxProbeBackoff   = 6 * time.Second
 )
 
 // start begins a probe towards target bit/s by calling pad with rate bit/s
@@ -113,8 +116,9 @@ func (pr *prober) estimates(est rtc.Estimator) (keep, up int) {
 	}
 	gcc := est.TargetBitrate()
 	if est.Congested() {
+		// A congested link carries what it delivers, no more, no less.
 		delivered := est.Delivered()
-		pr.confirmed = min(pr.confirmed, delivered)
+		pr.confirmed = delivered
 		pr.assumed = min(pr.assumed, delivered)
 	}
 	return max(min(gcc, pr.assumed), pr.confirmed), pr.confirmed

@@ -79,8 +79,8 @@ func TestProbeFailsOnCongestionAndBacksOff(t *testing.T) {
 		waits = append(waits, pr.next.Sub(end))
 		now = pr.next
 	}
-	if waits[0] != 4*time.Second || waits[1] != 8*time.Second || waits[2] != 8*time.Second {
-		t.Errorf("waits after failures %v, want 4s, 8s, 8s", waits)
+	if waits[0] != 3*time.Second || waits[1] != 6*time.Second || waits[2] != 6*time.Second {
+		t.Errorf("waits after failures %v, want 3s, 6s, 6s", waits)
 	}
 	if pr.confirmed >= 1_000_000 {
 		t.Errorf("failed probes confirmed %d", pr.confirmed)
@@ -95,10 +95,10 @@ func TestProbeFailsOnCongestionAndBacksOff(t *testing.T) {
 // A link that quietly drops what it cannot carry (a full drop-tail queue:
 // no queue growth to see) is found out by what arrives.
 func TestProbeFailsWhenLessArrives(t *testing.T) {
-	est := &fakeEstimate{target: 380_000, delivered: 300_000}
+	est := &fakeEstimate{target: 380_000, delivered: 600_000}
 	var pr prober
 	if r, _, _ := runProbe(t, &pr, est, time.Unix(0, 0), nil); r != probeFailed {
-		t.Fatalf("probe for 1,000,000 that delivered 300,000: %v, want failure", r)
+		t.Fatalf("probe for 1,000,000 that delivered 600,000: %v, want failure", r)
 	}
 	if pr.confirmed != 0 {
 		t.Errorf("confirmed %d after a failed probe", pr.confirmed)

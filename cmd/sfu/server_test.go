@@ -21,7 +21,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(runAsSFU) == "1" {
 		os.Exit(sfuMain(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { removeBuiltSFU() }))
 }
 
 // startServer runs the whole server in-process on a loopback port, with the

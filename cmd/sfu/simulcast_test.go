@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -90,16 +91,7 @@ func (v *viewer) log(t *testing.T) {
 // unconstrained viewer: the constrained one gets the low layer and keeps
 // decoding, the other the high layer; when the cap lifts the constrained
 // one climbs back.
-//
-// Not yet part of make test: on a 2-core machine shared by two Chromium
-// instances encoding and decoding 720p, GCC's delay-based estimate on the
-// unconstrained loopback link collapses now and then (CPU-induced delay
-// jitter), so the unconstrained viewer does not hold the top layer. Run it
-// with SWITCHBOARD_IMPAIRMENT=1 (as root) while that is being worked on.
 func TestBrowserSimulcastUnderCap(t *testing.T) {
-	if os.Getenv("SWITCHBOARD_IMPAIRMENT") != "1" {
-		t.Skip("set SWITCHBOARD_IMPAIRMENT=1 to run the simulcast impairment test (work in progress)")
-	}
 	link := netlab.New(t)
 	bin, ok := browsertest.Binary()
 	if !ok {
@@ -172,19 +164,27 @@ func TestBrowserSimulcastUnderCap(t *testing.T) {
 		lowKbps += s.kbps
 	}
 	ss := settled(slow)
+	// The camera runs at 30 fps: the low layer at its full frame rate, not
+	// its base temporal layer alone (7.5 fps) or two of three (15 fps).
 	lowFrames = ss[len(ss)-1].in.Frames - ss[0].in.Frames
-	if fps := float64(lowFrames) / 9; fps < 15 {
-		t.Errorf("constrained viewer decoded %.1f fps over the last 10 s, want at least 15", fps)
+	lowSeconds := (ss[len(ss)-1].at - ss[0].at).Seconds()
+	if fps := float64(lowFrames) / lowSeconds; fps < 24 {
+		t.Errorf("constrained viewer decoded %.1f fps over the last 10 s, want at least 24", fps)
 	}
-	if f := ss[len(ss)-1].in.Freezes - ss[0].in.Freezes; f > 2 {
+	if f := ss[len(ss)-1].in.Freezes - ss[0].in.Freezes; f > 1 {
 		t.Errorf("constrained viewer froze %d times in 10 s", f)
 	}
-	if avg := lowKbps / len(ss); avg > 330 {
+	if avg := lowKbps / len(ss); avg > 300 {
 		t.Errorf("constrained viewer received %d kbit/s through a 300 kbit/s cap", avg)
 	}
 	fs := settled(fast)
-	if w := fs[len(fs)-1].in.Width; w < 1280 {
-		t.Errorf("unconstrained viewer ends at %d px, want 1280", w)
+	for _, s := range fs[len(fs)-5:] {
+		if s.in.Width < 1280 {
+			t.Errorf("unconstrained viewer at %v: %s, want the 1280 px layer", s.at, s)
+		}
+	}
+	if f := fs[len(fs)-1].in.Freezes - fs[0].in.Freezes; f > 1 {
+		t.Errorf("unconstrained viewer froze %d times in 10 s", f)
 	}
 
 	// Lift the cap: the constrained viewer climbs back.
@@ -208,8 +208,8 @@ func TestBrowserSimulcastUnderCap(t *testing.T) {
 			t.Logf("constrained viewer back to %d px %.1f s after the cap lifted", s.in.Width, time.Since(lifted).Seconds())
 			break
 		}
-		if time.Since(lifted) > 20*time.Second {
-			t.Fatalf("constrained viewer still at %d px 20 s after the cap lifted", s.in.Width)
+		if time.Since(lifted) > 15*time.Second {
+			t.Fatalf("constrained viewer still at %d px 15 s after the cap lifted", s.in.Width)
 		}
 	}
 }
@@ -217,16 +217,13 @@ func TestBrowserSimulcastUnderCap(t *testing.T) {
 // startServerBinary runs the server as its own process, built without the
 // race detector: the in-process server under -race costs so much CPU that
 // its send timestamps, and with them the bandwidth estimate, turn to noise.
-// $SWITCHBOARD_SFU_BIN names a built binary (make test builds bin/sfu);
-// otherwise the test builds one. It returns the HTTP port.
+// $SWITCHBOARD_SFU_BIN names a built binary; otherwise the tests build one
+// once. It returns the HTTP port.
 func startServerBinary(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("SWITCHBOARD_SFU_BIN")
 	if bin == "" {
-		bin = t.TempDir() + "/sfu"
-		if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-			t.Fatalf("building the server: %v\n%s", err, out)
-		}
+		bin = builtSFU(t)
 	}
 	l, err := net.Listen("tcp", "0.0.0.0:0")
 	if err != nil {
@@ -260,5 +257,35 @@ func startServerBinary(t *testing.T) string {
 			t.Fatalf("server did not listen on %s: %v", port, err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var (
+	buildOnce  sync.Once
+	buildDir   string
+	buildError error
+)
+
+// builtSFU builds the server once for all tests that need it as a process;
+// TestMain removes it.
+func builtSFU(t *testing.T) string {
+	buildOnce.Do(func() {
+		if buildDir, buildError = os.MkdirTemp("", "switchboard-sfu-"); buildError != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", buildDir+"/sfu", ".").CombinedOutput()
+		if err != nil {
+			buildError = fmt.Errorf("building the server: %v\n%s", err, out)
+		}
+	})
+	if buildError != nil {
+		t.Fatal(buildError)
+	}
+	return buildDir + "/sfu"
+}
+
+func removeBuiltSFU() {
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
 	}
 }

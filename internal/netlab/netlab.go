@@ -102,6 +102,18 @@ func (l *Link) Loss(p float64) error {
 	return nil
 }
 
+// LossFrom drops each packet the namespace sends us with probability p: an
+// impaired uplink.
+func (l *Link) LossFrom(p float64) error {
+	rule := []string{"INPUT", "-i", l.HostIf, "-m", "statistic", "--mode", "random",
+		"--probability", fmt.Sprintf("%.4f", p), "-j", "DROP"}
+	if err := run(append([]string{"iptables", "-A"}, rule...)...); err != nil {
+		return err
+	}
+	l.rules = append(l.rules, rule)
+	return nil
+}
+
 // ClearLoss removes the loss rules.
 func (l *Link) ClearLoss() error {
 	var first error

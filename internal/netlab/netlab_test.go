@@ -19,6 +19,10 @@ func TestMain(m *testing.M) {
 		sink(addr)
 		return
 	}
+	if addr := os.Getenv("NETLAB_SOURCE"); addr != "" {
+		source(addr)
+		return
+	}
 	os.Exit(m.Run())
 }
 
@@ -41,6 +45,21 @@ func sink(addr string) {
 		bytes += n
 	}
 	fmt.Println(packets, bytes)
+}
+
+// source sends 1,000 packets of 100 bytes to addr over a second.
+func source(addr string) {
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		fmt.Println("error", err)
+		return
+	}
+	defer c.Close()
+	payload := make([]byte, 100)
+	for range 1000 {
+		_, _ = c.Write(payload)
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // send blasts count packets of size bytes at the namespace's sink over
@@ -113,5 +132,41 @@ func TestLoss(t *testing.T) {
 	}
 	if packets, _ := send(t, l, 300, 100, 300*time.Millisecond); packets != 300 {
 		t.Errorf("received %d of 300 packets after clearing loss", packets)
+	}
+}
+
+// 20% loss on the uplink drops about a fifth of what the namespace sends.
+func TestLossFrom(t *testing.T) {
+	l := New(t)
+	if err := l.LossFrom(0.2); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.ListenPacket("udp", l.HostIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	argv := l.Wrap(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "NETLAB_SOURCE="+c.LocalAddr().String())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	packets := 0
+	buf := make([]byte, 2048)
+	for {
+		_ = c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, _, err := c.ReadFrom(buf); err != nil {
+			break
+		}
+		packets++
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if packets < 700 || packets > 880 {
+		t.Errorf("received %d of 1000 packets with 20%% uplink loss", packets)
 	}
 }

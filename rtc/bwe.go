@@ -25,8 +25,8 @@ const (
 type Estimator interface {
 	// TargetBitrate is GCC's estimate in bit/s.
 	TargetBitrate() int
-	// Congested reports whether the link's packets meet a standing queue
-	// or more than a tenth of them are lost.
+	// Congested reports whether the link's packets fill a queue or more
+	// than a tenth of them are lost.
 	Congested() bool
 	// Delivered is the rate at which packets arrived lately, bit/s: while
 	// Congested, what the link carries.
@@ -100,7 +100,7 @@ func (e *estimator) Stats() map[string]any {
 	}
 	if e.link != nil {
 		st := e.link.state()
-		s["queue"], s["loss"], s["delivered"] = st.Queue.String(), st.Loss, st.Delivered
+		s["queue"], s["loss"], s["delivered"], s["sent"] = st.Queue.String(), st.Loss, st.Delivered, st.Sent
 	}
 	return s
 }

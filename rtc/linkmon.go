@@ -59,11 +59,14 @@ type ack struct {
 const (
 	sentHistory    = 4096
 	ackHistory     = 2048
-	baselineWindow = 5 * time.Second
+	baselineWindow = 2 * time.Second
 	// A standing queue is one that every packet met for queueSpan: delay
 	// jitter from a busy receiver spares some of them.
 	queueSpan      = 100 * time.Millisecond
 	queueThreshold = 50 * time.Millisecond
+	// fillingRatio: a link that delivers less than this share of the rate
+	// it is sent is filling a queue.
+	fillingRatio = 0.9
 	lossSpan       = time.Second
 	minLossSample  = 20
 	deliveredSpan  = 500 * time.Millisecond
@@ -96,9 +99,12 @@ func (m *linkMonitor) onSend(h *rtp.Header, size int) {
 		return
 	}
 	if b := h.GetExtension(m.ext); len(b) >= 2 {
-		seq := binary.BigEndian.Uint16(b)
-		m.sent[seq%sentHistory] = sentPacket{at: at, size: int32(size), seq: seq}
+		m.record(binary.BigEndian.Uint16(b), at, size)
 	}
+}
+
+func (m *linkMonitor) record(seq uint16, at int64, size int) {
+	m.sent[seq%sentHistory] = sentPacket{at: at, size: int32(size), seq: seq}
 }
 
 // onFeedback takes one TWCC feedback packet.
@@ -180,12 +186,20 @@ type linkState struct {
 	Queue     time.Duration // the smallest delay above baseline over queueSpan
 	Loss      float64       // over lossSpan
 	Delivered int           // bit/s arriving, over deliveredSpan; 0 unknown
+	Sent      int           // bit/s at which those packets were sent
 	Fresh     bool          // feedback is arriving
 }
 
-// Congested reports a standing queue or heavy loss.
+// Congested reports heavy loss, or a standing queue that the link is still
+// filling: packets arrive more slowly than they were sent. A queue that
+// does not grow is a receiver reading its socket late (a busy machine), or
+// a clock that moved, not a link too narrow for what it is sent.
 func (s linkState) Congested() bool {
-	return s.Fresh && (s.Queue > queueThreshold || s.Loss > heavyLoss)
+	if !s.Fresh {
+		return false
+	}
+	filling := s.Delivered > 0 && float64(s.Delivered) < fillingRatio*float64(s.Sent)
+	return s.Loss > heavyLoss || (s.Queue > queueThreshold && filling)
 }
 
 func (m *linkMonitor) state() linkState {
@@ -207,6 +221,7 @@ func (m *linkMonitor) state() linkState {
 	lost, total := 0, 0
 	var bytes int64
 	first := lastArrival
+	firstSent, lastSent := int64(-1), int64(-1)
 	for i := 1; i <= m.n; i++ {
 		a := m.acks[(m.next+ackHistory-i)%ackHistory]
 		inLoss := newest.sent-a.sent < int64(lossSpan)
@@ -227,6 +242,10 @@ func (m *linkMonitor) state() linkState {
 		if inRate {
 			bytes += int64(a.size)
 			first = min(first, a.arrival)
+			if firstSent < 0 || a.sent < firstSent {
+				firstSent = a.sent
+			}
+			lastSent = max(lastSent, a.sent)
 		}
 	}
 	st.Queue = time.Duration(max(queue, 0))
@@ -235,6 +254,9 @@ func (m *linkMonitor) state() linkState {
 	}
 	if span := lastArrival - first; span > int64(deliveredSpan)/2 {
 		st.Delivered = int(bytes * 8 * int64(time.Second) / span)
+	}
+	if span := lastSent - firstSent; span > 0 && st.Delivered > 0 {
+		st.Sent = int(bytes * 8 * int64(time.Second) / span)
 	}
 	return st
 }

@@ -1,0 +1,139 @@
+package rtc
+
+import (
+	"testing"
+	"time"
+
+	"github.com/pion/rtcp"
+)
+
+// feed sends count packets of size bytes, one every gap, and reports them
+// to m in feedback of 20 packets each, with arrival(i) giving each packet's
+// arrival (receiver clock), or -1 when lost.
+func feed(m *linkMonitor, seq *uint16, start time.Duration, count, size int, gap time.Duration, arrival func(i int) time.Duration) {
+	const per = 21 // a multiple of the 7 symbols of a two-bit status vector
+	for base := 0; base < count; base += per {
+		n := min(per, count-base)
+		fb := &rtcp.TransportLayerCC{BaseSequenceNumber: *seq, PacketStatusCount: uint16(n)}
+		ref := time.Duration(-1)
+		prev := time.Duration(0)
+		var symbols []uint16
+		for i := base; i < base+n; i++ {
+			m.record(*seq, int64(start+time.Duration(i)*gap), size)
+			*seq++
+			a := arrival(i)
+			if a < 0 {
+				symbols = append(symbols, rtcp.TypeTCCPacketNotReceived)
+				continue
+			}
+			if ref < 0 {
+				ref = a / (64 * time.Millisecond) * (64 * time.Millisecond)
+				fb.ReferenceTime = uint32(ref / (64 * time.Millisecond))
+				prev = ref
+			}
+			d := (a - prev) / (250 * time.Microsecond) * (250 * time.Microsecond)
+			prev += d
+			fb.RecvDeltas = append(fb.RecvDeltas, &rtcp.RecvDelta{Type: rtcp.TypeTCCPacketReceivedLargeDelta, Delta: d.Microseconds()})
+			symbols = append(symbols, rtcp.TypeTCCPacketReceivedLargeDelta)
+		}
+		for len(symbols)%7 != 0 {
+			symbols = append(symbols, rtcp.TypeTCCPacketNotReceived)
+		}
+		for i := 0; i < len(symbols); i += 7 {
+			fb.PacketChunks = append(fb.PacketChunks, &rtcp.StatusVectorChunk{SymbolSize: rtcp.TypeTCCSymbolSizeTwoBit, SymbolList: symbols[i : i+7]})
+		}
+		m.onFeedback(fb)
+	}
+}
+
+func newTestMonitor() (*linkMonitor, *uint16) {
+	m := newLinkMonitor()
+	m.useExtension(5)
+	var seq uint16 = 65000 // wraps during the test
+	return m, &seq
+}
+
+// 1,000-byte packets every 4 ms: 2 Mbit/s.
+const (
+	testGap  = 4 * time.Millisecond
+	testSize = 1000
+	testRate = 2_000_000
+)
+
+func TestLinkMonitorClearLink(t *testing.T) {
+	m, seq := newTestMonitor()
+	// 20 ms of path delay (and a clock offset), a little jitter.
+	feed(m, seq, 0, 500, testSize, testGap, func(i int) time.Duration {
+		return time.Hour + 20*time.Millisecond + time.Duration(i)*testGap + time.Duration(i%3)*time.Millisecond
+	})
+	st := m.state()
+	if st.Congested() || st.Queue > 5*time.Millisecond || st.Loss != 0 {
+		t.Errorf("clear link: %+v, want no queue, no loss, not congested", st)
+	}
+	if st.Delivered < testRate*9/10 || st.Delivered > testRate*11/10 {
+		t.Errorf("delivered %d bit/s, want about %d", st.Delivered, testRate)
+	}
+}
+
+// A bottleneck of 1 Mbit/s: each packet leaves it 8 ms after the one
+// before, so the queue grows by 4 ms a packet.
+func TestLinkMonitorBottleneck(t *testing.T) {
+	m, seq := newTestMonitor()
+	feed(m, seq, 0, 100, testSize, testGap, func(i int) time.Duration { return time.Duration(i) * testGap })
+	feed(m, seq, 100*testGap, 100, testSize, testGap, func(i int) time.Duration {
+		return 100*testGap + time.Duration(i)*8*time.Millisecond
+	})
+	st := m.state()
+	if !st.Congested() {
+		t.Errorf("bottleneck: %+v, want congested", st)
+	}
+	if st.Delivered < 900_000 || st.Delivered > 1_100_000 {
+		t.Errorf("delivered %d bit/s through a 1 Mbit/s bottleneck", st.Delivered)
+	}
+}
+
+// A receiver that starts reading its socket 80 ms late (a busy machine):
+// delay steps up, but packets arrive as fast as they are sent.
+func TestLinkMonitorLateReceiver(t *testing.T) {
+	m, seq := newTestMonitor()
+	feed(m, seq, 0, 300, testSize, testGap, func(i int) time.Duration {
+		d := time.Duration(i) * testGap
+		if i >= 150 {
+			d += 80 * time.Millisecond
+		}
+		return d
+	})
+	st := m.state()
+	if st.Queue < 70*time.Millisecond {
+		t.Errorf("queue %v, want the 80 ms step", st.Queue)
+	}
+	if st.Congested() {
+		t.Errorf("late receiver: %+v, want not congested", st)
+	}
+}
+
+func TestLinkMonitorLoss(t *testing.T) {
+	m, seq := newTestMonitor()
+	arrival := func(i int) time.Duration {
+		if i%5 == 0 {
+			return -1
+		}
+		return time.Duration(i) * testGap
+	}
+	feed(m, seq, 0, 300, testSize, testGap, arrival)
+	st := m.state()
+	if st.Loss < 0.18 || st.Loss > 0.22 || !st.Congested() {
+		t.Errorf("20%% loss: %+v, want loss 0.2 and congested", st)
+	}
+	// 2% loss is a lossy link, not congestion.
+	m, seq = newTestMonitor()
+	feed(m, seq, 0, 300, testSize, testGap, func(i int) time.Duration {
+		if i%50 == 0 {
+			return -1
+		}
+		return time.Duration(i) * testGap
+	})
+	if st := m.state(); st.Congested() {
+		t.Errorf("2%% loss: %+v, want not congested", st)
+	}
+}

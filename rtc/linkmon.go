@@ -66,10 +66,10 @@ const (
 	queueThreshold = 50 * time.Millisecond
 	// fillingRatio: a link that delivers less than this share of the rate
 	// it is sent is filling a queue.
-	fillingRatio = 0.9
-	lossSpan       = time.Second
-	minLossSample  = 20
-	deliveredSpan  = 500 * time.Millisecond
+	fillingRatio  = 0.9
+	lossSpan      = time.Second
+	minLossSample = 20
+	deliveredSpan = 500 * time.Millisecond
 	// staleFeedback: with no feedback for this long the facts are too old.
 	staleFeedback = time.Second
 )

@@ -32,9 +32,13 @@ const (
 	probeDuration = 1500 * time.Millisecond
 	probeInterval = 20 * time.Millisecond
 	probeStep     = 2 // a probe tries at most this multiple of the known rate
-	rateWindow    = time.Second
-	liveTimeout   = 1500 * time.Millisecond
-	dynacastHold  = 3 * time.Second // a layer nobody needs is switched off after this
+	// probeMargin: a probe asks for this much more than the upgrade costs
+	// now, since layer rates move (a keyframe, the encoder's own control)
+	// while it runs, and a probe that confirms just too little is wasted.
+	probeMargin  = 1.15
+	rateWindow   = 2 * time.Second // two seconds smooth a keyframe's burst
+	liveTimeout  = 1500 * time.Millisecond
+	dynacastHold = 3 * time.Second // a layer nobody needs is switched off after this
 )
 
 // option is one way to forward a video: a spatial layer with temporal
@@ -360,7 +364,7 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 		// at most double what it has been seen to carry: a link far
 		// narrower than the goal is found out gently, and a wide one is
 		// climbed in a few steps.
-		probe.target = min(int(float64(usage+probe.need)/upgradeHeadroom), probeStep*max(usage, upEstimate))
+		probe.target = min(int(float64(usage+probe.need)*probeMargin/upgradeHeadroom), probeStep*max(usage, upEstimate))
 		probe.rate = max(probe.target-usage, 50_000)
 		return probe
 	}

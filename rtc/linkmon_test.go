@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
 )
 
 // feed sends count packets of size bytes, one every gap, and reports them
@@ -135,5 +136,21 @@ func TestLinkMonitorLoss(t *testing.T) {
 	})
 	if st := m.state(); st.Congested() {
 		t.Errorf("2%% loss: %+v, want not congested", st)
+	}
+}
+
+// The link monitor's cost per packet sent: read the transport-wide
+// sequence number, record it.
+func BenchmarkLinkMonitorSend(b *testing.B) {
+	m, _ := newTestMonitor()
+	h := &rtp.Header{Version: 2, SSRC: 1}
+	seq := []byte{0, 0}
+	if err := h.SetExtension(5, seq); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for i := range b.N {
+		seq[0], seq[1] = byte(i>>8), byte(i)
+		m.onSend(h, 1200)
 	}
 }

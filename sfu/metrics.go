@@ -62,12 +62,13 @@ var (
 	descSwitches     = prometheus.NewDesc("switchboard_layer_switches_total", "Simulcast layer switches made for subscribers.", nil, nil)
 	descPaused       = prometheus.NewDesc("switchboard_paused_videos", "Videos a subscriber is not sent now (no bandwidth, or not visible).", nil, nil)
 	descBWE          = prometheus.NewDesc("switchboard_subscriber_bandwidth_bps", "Subscribers' bandwidth estimates now.", nil, nil)
+	descCongested    = prometheus.NewDesc("switchboard_congested_subscribers", "Subscribers whose link now fills a queue or loses over a tenth of its packets.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (rs *Rooms) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descPacketsIn, descBytesIn,
-		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPadding, descPaused, descBWE} {
+		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPadding, descPaused, descBWE, descCongested} {
 		ch <- d
 	}
 	forwardLatency.Describe(ch)
@@ -79,7 +80,7 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 	rs.ended.addTo(&sum)
 	tracks := map[string]int{"audio": 0, "video": 0}
 	rs.mu.Lock()
-	rooms, participants, paused := len(rs.rooms), 0, 0
+	rooms, participants, paused, congested := len(rs.rooms), 0, 0, 0
 	bwe := make(map[float64]uint64, len(bweBuckets))
 	var bweCount uint64
 	var bweSum float64
@@ -87,6 +88,9 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 		r.mu.Lock()
 		participants += len(r.participants)
 		for _, p := range r.participants {
+			if p.bwe.Congested() {
+				congested++
+			}
 			est := float64(p.bwe.TargetBitrate())
 			bweCount++
 			bweSum += est
@@ -132,6 +136,7 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 	counter(descSwitches, &sum.layerSwitches)
 	counter(descPadding, &sum.paddingBytes)
 	gauge(descPaused, paused)
+	gauge(descCongested, congested)
 	ch <- prometheus.MustNewConstHistogram(descBWE, bweCount, bweSum, bwe)
 	forwardLatency.Collect(ch)
 }

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -213,6 +216,14 @@ func testUnderCap(t *testing.T, c capCase) {
 		t.Errorf("unconstrained viewer froze %d times in 10 s", f)
 	}
 
+	// What operators see of it.
+	m := scrapeMetrics(t, port)
+	if m["switchboard_layer_switches_total"] < 2 || m["switchboard_probe_padding_bytes_total"] <= 0 ||
+		m["switchboard_subscriber_bandwidth_bps_count"] != 3 {
+		t.Errorf("metrics: %v layer switches, %v probe padding bytes, %v bandwidth estimates; want at least 2, some, and 3",
+			m["switchboard_layer_switches_total"], m["switchboard_probe_padding_bytes_total"], m["switchboard_subscriber_bandwidth_bps_count"])
+	}
+
 	// Lift the cap: the constrained viewer climbs back.
 	if err := link.Uncap(); err != nil {
 		t.Fatal(err)
@@ -314,4 +325,30 @@ func removeBuiltSFU() {
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
 	}
+}
+
+// scrapeMetrics reads the server's /metrics into name -> value, for metrics
+// without labels.
+func scrapeMetrics(t *testing.T, port string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://127.0.0.1:" + port + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[1], 64); err == nil {
+			m[f[0]] = v
+		}
+	}
+	return m
 }

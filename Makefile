@@ -37,12 +37,17 @@ iptables:
 		echo "installing iptables"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iptables iproute2 >/dev/null; \
 	else echo "iptables not found and cannot install it: network namespace tests will skip (fail under CI=true)"; fi
 
+# Packages are tested one at a time (-p 1): the browser tests measure
+# frame rates and bandwidth estimates, and on two cores the load tool's own
+# tests running beside them starved the browsers.
+GOTEST := $(GO) test -race -count=1 -p 1 -timeout 12m ./...
+
 test: chromium iptables vet
 	$(GO) mod download
 ifeq ($(NETNS),yes)
-	unshare -n sh -c 'ip link set lo up && $(GO) test -race -count=1 -timeout 12m ./...'
+	unshare -n sh -c 'ip link set lo up && $(GOTEST)'
 else
-	$(GO) test -race -count=1 -timeout 12m ./...
+	$(GOTEST)
 endif
 
 # bench runs the Go benchmarks, then a short synthetic load against the

@@ -101,6 +101,7 @@ func (e *estimator) Stats() map[string]any {
 	if e.link != nil {
 		st := e.link.state()
 		s["queue"], s["loss"], s["delivered"], s["sent"] = st.Queue.String(), st.Loss, st.Delivered, st.Sent
+		s["reportedLoss"], s["rtt"] = st.ReportedLoss, st.RTT.String()
 	}
 	return s
 }

@@ -41,6 +41,12 @@ type linkMonitor struct {
 	next    int
 	n       int
 	lastFbk int64 // send clock when feedback last arrived
+
+	// From receiver reports: the largest fraction lost in the last report
+	// (if within rrWindow), and the round-trip time.
+	rrLoss float64
+	rtt    time.Duration
+	lastRR int64
 }
 
 type sentPacket struct {
@@ -72,6 +78,9 @@ const (
 	deliveredSpan = 500 * time.Millisecond
 	// staleFeedback: with no feedback for this long the facts are too old.
 	staleFeedback = time.Second
+	// rrWindow: receiver reports come about once a second per stream; a
+	// loss report older than this is over.
+	rrWindow = 3 * time.Second
 )
 
 func newLinkMonitor() *linkMonitor {
@@ -165,6 +174,33 @@ func (m *linkMonitor) onFeedback(fb *rtcp.TransportLayerCC) {
 	}
 }
 
+// onReceiverReport takes the receiver's reports on our streams: loss, and
+// the round trip from the sender report it echoes (RFC 3550 6.4.1).
+func (m *linkMonitor) onReceiverReport(reports []rtcp.ReceptionReport, at time.Time) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	// A browser reports on all its streams in one packet.
+	loss := 0.0
+	for _, r := range reports {
+		loss = max(loss, float64(r.FractionLost)/256)
+		if r.LastSenderReport != 0 {
+			if rtt := ntpCompact(at) - r.LastSenderReport - r.Delay; rtt < 1<<20 { // under 16 s: not garbage
+				m.rtt = time.Duration(rtt) * time.Second / 65536
+			}
+		}
+	}
+	m.rrLoss, m.lastRR = loss, now
+}
+
+// ntpCompact is t in the middle 32 bits of NTP time: seconds and 1/65536 s.
+func ntpCompact(t time.Time) uint32 {
+	const ntpEpochOffset = 2208988800 // 1900 to 1970
+	secs := uint64(t.Unix()) + ntpEpochOffset
+	frac := uint64(t.Nanosecond()) << 16 / uint64(time.Second)
+	return uint32(secs<<16 | frac)
+}
+
 // queueDelay updates the baseline with a packet's one-way delay (clock
 // offset included) and returns how far above it the packet was.
 func (m *linkMonitor) queueDelay(sent, owd int64) int64 {
@@ -188,6 +224,10 @@ type linkState struct {
 	Delivered int           // bit/s arriving, over deliveredSpan; 0 unknown
 	Sent      int           // bit/s at which those packets were sent
 	Fresh     bool          // feedback is arriving
+	// From receiver reports: the fraction lost (the worst stream's, in
+	// the last report interval), and the round trip.
+	ReportedLoss float64
+	RTT          time.Duration
 }
 
 // Congested reports heavy loss, or a standing queue that the link is still
@@ -196,7 +236,9 @@ type linkState struct {
 // a clock that moved, not a link too narrow for what it is sent.
 func (s linkState) Congested() bool {
 	if !s.Fresh {
-		return false
+		// No TWCC feedback (a receiver without it, or none yet): receiver
+		// reports still say what is lost.
+		return s.ReportedLoss > heavyLoss
 	}
 	filling := s.Delivered > 0 && float64(s.Delivered) < fillingRatio*float64(s.Sent)
 	return s.Loss > heavyLoss || (s.Queue > queueThreshold && filling)
@@ -205,10 +247,14 @@ func (s linkState) Congested() bool {
 func (m *linkMonitor) state() linkState {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.n == 0 || m.acks == nil {
-		return linkState{}
+	st := linkState{RTT: m.rtt}
+	if m.now()-m.lastRR < int64(rrWindow) {
+		st.ReportedLoss = m.rrLoss
 	}
-	st := linkState{Fresh: m.now()-m.lastFbk < int64(staleFeedback)}
+	if m.n == 0 || m.acks == nil {
+		return st
+	}
+	st.Fresh = m.now()-m.lastFbk < int64(staleFeedback)
 	newest := m.acks[(m.next+ackHistory-1)%ackHistory]
 	var lastArrival int64
 	for i := 1; i <= m.n; i++ {
@@ -311,8 +357,11 @@ func (i *monitorInterceptor) BindRTCPReader(r interceptor.RTCPReader) intercepto
 			return n, a, err
 		}
 		for _, p := range pkts {
-			if fb, ok := p.(*rtcp.TransportLayerCC); ok {
-				i.m.onFeedback(fb)
+			switch p := p.(type) {
+			case *rtcp.TransportLayerCC:
+				i.m.onFeedback(p)
+			case *rtcp.ReceiverReport:
+				i.m.onReceiverReport(p.Reports, time.Now())
 			}
 		}
 		return n, a, err

@@ -154,3 +154,27 @@ func BenchmarkLinkMonitorSend(b *testing.B) {
 		m.onSend(h, 1200)
 	}
 }
+
+// Receiver reports give the round trip and, where TWCC feedback is
+// missing, the loss that counts as congestion.
+func TestLinkMonitorReceiverReports(t *testing.T) {
+	m, _ := newTestMonitor()
+	now := time.Now()
+	// Our sender report went out 300 ms ago; the receiver held it 100 ms.
+	sr := ntpCompact(now.Add(-300 * time.Millisecond))
+	m.onReceiverReport([]rtcp.ReceptionReport{
+		{SSRC: 1, FractionLost: 5, LastSenderReport: sr, Delay: 65536 / 10},
+		{SSRC: 2, FractionLost: 64}, // 25%, no sender report seen yet
+	}, now)
+	st := m.state()
+	if st.RTT < 190*time.Millisecond || st.RTT > 210*time.Millisecond {
+		t.Errorf("RTT %v, want 200 ms", st.RTT)
+	}
+	if st.ReportedLoss != 0.25 || !st.Congested() {
+		t.Errorf("%+v: want 25%% reported loss, congested without TWCC feedback", st)
+	}
+	m.onReceiverReport([]rtcp.ReceptionReport{{SSRC: 1, FractionLost: 5}, {SSRC: 2, FractionLost: 10}}, now)
+	if st := m.state(); st.Congested() {
+		t.Errorf("%+v: 4%% reported loss is not congestion", st)
+	}
+}

@@ -19,9 +19,11 @@ import (
 // GCC has the same feedback but judges it by the trend of delay between
 // packet groups, which a receiver busy decoding (delay jitter of tens of
 // milliseconds) trips now and then, while a drop-tail queue that is already
-// full (constant delay, packets dropped) shows no trend at all. A standing
-// queue, loss and the arrival rate tell a link that is too narrow from one
-// that merely jitters, and say how much it does carry.
+// full (constant delay, packets dropped) shows no trend at all. A queue
+// that packets arrive too slowly to drain, loss and the arrival rate tell a
+// link that is too narrow from one that merely jitters, and say how much it
+// does carry. Receiver reports add the round trip and, for receivers that
+// send no TWCC feedback, the loss.
 type linkMonitor struct {
 	mu    sync.Mutex
 	ext   uint8 // the TWCC header extension's ID, 0 until a stream uses it

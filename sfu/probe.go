@@ -12,8 +12,9 @@ import (
 // link up to a layer that then congests it. The allocator therefore spends
 // at most what the link has been seen to carry: the confirmed rate. The
 // prober raises it by sending padding so the link carries the rate an
-// upgrade needs, for probeDuration; if the link meets no standing queue or
-// heavy loss meanwhile and delivers about that rate, it is confirmed. The
+// upgrade needs, for probeDuration; if the link shows no congestion
+// meanwhile (no queue it is filling, no heavy loss) and delivers about that
+// rate, it is confirmed. The
 // padding ramps up over probeRamp, so that on a link narrower than the
 // probe the queue grows slowly and is noticed before it overflows: a probe
 // must not cost the media it rides with.

@@ -28,6 +28,9 @@ type Estimator interface {
 	// Congested reports whether the link's packets fill a queue or more
 	// than a tenth of them are lost.
 	Congested() bool
+	// Filling reports a queue the link is filling, before it amounts to
+	// congestion: a probe stops there.
+	Filling() bool
 	// Delivered is the rate at which packets arrived lately, bit/s: while
 	// Congested, what the link carries.
 	Delivered() int
@@ -81,6 +84,10 @@ func (e *estimator) TargetBitrate() int {
 
 func (e *estimator) Congested() bool {
 	return e.link != nil && e.link.state().Congested()
+}
+
+func (e *estimator) Filling() bool {
+	return e.link != nil && e.link.state().Filling()
 }
 
 func (e *estimator) Delivered() int {

@@ -72,6 +72,7 @@ const (
 	// jitter from a busy receiver spares some of them.
 	queueSpan      = 100 * time.Millisecond
 	queueThreshold = 50 * time.Millisecond
+	earlyQueue     = 20 * time.Millisecond
 	// fillingRatio: a link that delivers less than this share of the rate
 	// it is sent is filling a queue.
 	fillingRatio  = 0.9
@@ -242,8 +243,18 @@ func (s linkState) Congested() bool {
 		// reports still say what is lost.
 		return s.ReportedLoss > heavyLoss
 	}
-	filling := s.Delivered > 0 && float64(s.Delivered) < fillingRatio*float64(s.Sent)
-	return s.Loss > heavyLoss || (s.Queue > queueThreshold && filling)
+	return s.Loss > heavyLoss || (s.Queue > queueThreshold && s.filling())
+}
+
+func (s linkState) filling() bool {
+	return s.Delivered > 0 && float64(s.Delivered) < fillingRatio*float64(s.Sent)
+}
+
+// Filling reports the first sign of a link at its limit: a queue of over
+// earlyQueue that packets arrive too slowly to drain. It is for probes,
+// which should stop before their queue delays the media they ride with.
+func (s linkState) Filling() bool {
+	return s.Fresh && s.Queue > earlyQueue && s.filling()
 }
 
 func (m *linkMonitor) state() linkState {

@@ -85,8 +85,8 @@ func TestLinkMonitorBottleneck(t *testing.T) {
 		return 100*testGap + time.Duration(i)*8*time.Millisecond
 	})
 	st := m.state()
-	if !st.Congested() {
-		t.Errorf("bottleneck: %+v, want congested", st)
+	if !st.Congested() || !st.Filling() {
+		t.Errorf("bottleneck: %+v, want congested and filling", st)
 	}
 	if st.Delivered < 900_000 || st.Delivered > 1_100_000 {
 		t.Errorf("delivered %d bit/s through a 1 Mbit/s bottleneck", st.Delivered)
@@ -108,8 +108,24 @@ func TestLinkMonitorLateReceiver(t *testing.T) {
 	if st.Queue < 70*time.Millisecond {
 		t.Errorf("queue %v, want the 80 ms step", st.Queue)
 	}
-	if st.Congested() {
-		t.Errorf("late receiver: %+v, want not congested", st)
+	if st.Congested() || st.Filling() {
+		t.Errorf("late receiver: %+v, want neither congested nor filling", st)
+	}
+}
+
+// A probe stops at the first 20 ms of queue it builds, well before that
+// amounts to congestion.
+func TestLinkMonitorFillingEarly(t *testing.T) {
+	m, seq := newTestMonitor()
+	feed(m, seq, 0, 100, testSize, testGap, func(i int) time.Duration { return time.Duration(i) * testGap })
+	// Then twice the link's rate for 20 packets: each waits 4 ms longer
+	// than the one before.
+	feed(m, seq, 100*testGap, 20, testSize, testGap, func(i int) time.Duration {
+		return 100*testGap + time.Duration(i)*2*testGap
+	})
+	st := m.state()
+	if !st.Filling() || st.Congested() {
+		t.Errorf("%+v: want filling (queue 20-50 ms), not yet congested", st)
 	}
 }
 

@@ -85,7 +85,7 @@ func (pr *prober) tick(now time.Time, est rtc.Estimator) probeResult {
 		pr.next = now.Add(min(probeAfterFailure<<(pr.failures-1), maxProbeBackoff))
 		return probeFailed
 	}
-	if est.Congested() {
+	if est.Congested() || est.Filling() {
 		return fail()
 	}
 	if now.After(pr.until) {

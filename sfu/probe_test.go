@@ -7,12 +7,13 @@ import (
 
 // fakeEstimate is a bandwidth estimate the test sets.
 type fakeEstimate struct {
-	target, delivered int
-	congested         bool
+	target, delivered  int
+	congested, filling bool
 }
 
 func (f *fakeEstimate) TargetBitrate() int    { return f.target }
 func (f *fakeEstimate) Congested() bool       { return f.congested }
+func (f *fakeEstimate) Filling() bool         { return f.filling }
 func (f *fakeEstimate) Delivered() int        { return f.delivered }
 func (f *fakeEstimate) Stats() map[string]any { return nil }
 
@@ -85,6 +86,12 @@ func TestProbeFailsOnCongestionAndBacksOff(t *testing.T) {
 	if pr.confirmed >= 1_000_000 {
 		t.Errorf("failed probes confirmed %d", pr.confirmed)
 	}
+	// A queue the link is filling stops a probe too.
+	est.congested = false
+	if r, _, _ := runProbe(t, &pr, est, now, func(i int) { est.filling = i == 5 }); r != probeFailed {
+		t.Errorf("probe that filled a queue: %v, want failure", r)
+	}
+	now, est.filling = pr.next, false
 	// A success resets the back-off.
 	est.congested = false
 	if r, _, end := runProbe(t, &pr, est, now, nil); r != probeSucceeded || pr.next.Sub(end) != probeAfterSuccess {

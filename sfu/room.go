@@ -169,24 +169,24 @@ func (r *Room) unpublish(t *Track) {
 		return
 	}
 	delete(r.tracks, t.info.ID)
-	subs := make([]*Participant, 0, len(r.participants))
 	for _, o := range r.participants {
 		if o.info.ID != t.info.Participant {
-			subs = append(subs, o)
+			o.events.OnTrackUnpublished(t.Info())
 		}
 	}
 	r.mu.Unlock()
-	r.drop(t, subs)
+	r.drop(t)
 }
 
-func (r *Room) drop(t *Track, subs []*Participant) {
+// drop ends a track's subscriptions. Its subscribers were told under the
+// room's lock, where the order of what they are told is decided: a track
+// that ends while its publisher leaves is always reported unpublished
+// before the publisher is reported gone. (Events calls do not block.)
+func (r *Room) drop(t *Track) {
 	for _, d := range t.close() {
 		d.subscriber.unsubscribe(d)
 	}
 	t.stats.addTo(&r.rooms.ended)
-	for _, s := range subs {
-		s.events.OnTrackUnpublished(t.Info())
-	}
 }
 
 // leave removes p and its tracks from the room and closes its connections.
@@ -202,9 +202,11 @@ func (r *Room) leave(p *Participant, reason error) {
 				delete(r.tracks, id)
 			}
 		}
-		others := make([]*Participant, 0, len(r.participants))
 		for _, o := range r.participants {
-			others = append(others, o)
+			for _, t := range mine {
+				o.events.OnTrackUnpublished(t.Info())
+			}
+			o.events.OnParticipantLeft(p.info)
 		}
 		empty := len(r.participants) == 0
 		r.mu.Unlock()
@@ -213,10 +215,7 @@ func (r *Room) leave(p *Participant, reason error) {
 			r.rooms.removeIfEmpty(r)
 		}
 		for _, t := range mine {
-			r.drop(t, others)
-		}
-		for _, o := range others {
-			o.events.OnParticipantLeft(p.info)
+			r.drop(t)
 		}
 		p.close()
 		p.log.Info("participant left", zap.NamedError("reason", reason))

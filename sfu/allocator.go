@@ -223,7 +223,7 @@ func (p *Participant) allocateLoop() {
 				probed = true // act on it now
 			case probeFailed:
 				p.log.Debug("probe failed", zap.Int("target", probe.target), zap.Int("delivered", p.bwe.Delivered()),
-					zap.Any("link", p.bwe.Stats()), zap.Duration("retryIn", time.Until(probe.next)))
+					zap.Any("bwe", p.bwe.Stats()), zap.Duration("retryIn", time.Until(probe.next)))
 			}
 			probeTick.Stop()
 			if !probed {
@@ -299,7 +299,7 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 	keep := allocate(int(float64(budget)*keepTolerance), opts, screen)
 	up := allocate(int(float64(upEstimate-audio*audioBitrate)*upgradeHeadroom), opts, screen)
 	if ce := p.log.Check(zap.DebugLevel, "allocation"); ce != nil && len(videos) > 0 {
-		ce.Write(zap.Int("estimate", estimate), zap.Int("upEstimate", upEstimate), zap.Int("gcc", p.bwe.TargetBitrate()), zap.Any("gccStats", p.bwe.Stats()),
+		ce.Write(zap.Int("estimate", estimate), zap.Int("upEstimate", upEstimate), zap.Int("gcc", p.bwe.TargetBitrate()), zap.Any("bwe", p.bwe.Stats()),
 			zap.String("options", fmt.Sprint(opts)), zap.Ints("keep", keep), zap.Ints("up", up))
 	}
 

@@ -176,6 +176,27 @@ func (c *client) expectWithin(d time.Duration, typ string, skip ...string) msg {
 	}
 }
 
+// aliceAndBob joins two clients to room "r" and returns them with Bob's
+// id, once Alice has been told he joined.
+func (s *server) aliceAndBob(t *testing.T) (alice, bob *client, bobID string) {
+	t.Helper()
+	alice = s.dial(t)
+	alice.join("r", "Alice")
+	bob = s.dial(t)
+	jb := bob.join("r", "Bob")
+	alice.expect(signal.TypeParticipantJoined)
+	return alice, bob, jb.You.ID
+}
+
+// expectLeft reads participant-left and checks that it names id.
+func (c *client) expectLeft(id string) {
+	c.t.Helper()
+	m := c.expect(signal.TypeParticipantLeft)
+	if m.Participant == nil || m.Participant.ID != id {
+		c.t.Errorf("participant-left %s, want %s", m.raw, id)
+	}
+}
+
 func (c *client) expect(typ string, skip ...string) msg {
 	c.t.Helper()
 	return c.expectWithin(msgTimeout, typ, skip...)
@@ -347,18 +368,11 @@ func TestJoin(t *testing.T) {
 
 func TestLeave(t *testing.T) {
 	s := newServer(t)
-	a := s.dial(t)
-	a.join("r", "Alice")
-	b := s.dial(t)
-	jb := b.join("r", "Bob")
-	a.expect(signal.TypeParticipantJoined)
+	a, b, bob := s.aliceAndBob(t)
 
 	b.send(`{"type":"leave"}`)
 	b.expectClose(websocket.StatusNormalClosure)
-	pl := a.expect(signal.TypeParticipantLeft)
-	if pl.Participant == nil || pl.Participant.ID != jb.You.ID {
-		t.Errorf("participant-left %s, want %s", pl.raw, jb.You.ID)
-	}
+	a.expectLeft(bob)
 
 	// The room lives on for Alice, and a newcomer sees only her.
 	c := s.dial(t)
@@ -479,11 +493,7 @@ func TestPublisherOffer(t *testing.T) {
 // after the error for it has been delivered.
 func TestTooManyBadMessages(t *testing.T) {
 	s := newServer(t)
-	a := s.dial(t)
-	a.join("r", "Alice")
-	b := s.dial(t)
-	jb := b.join("r", "Bob")
-	a.expect(signal.TypeParticipantJoined)
+	a, b, bob := s.aliceAndBob(t)
 
 	for i := 1; i < 10; i++ {
 		b.send(`not json`)
@@ -494,10 +504,7 @@ func TestTooManyBadMessages(t *testing.T) {
 	b.expectError(signal.CodeUnknownType)
 	b.expectClose(websocket.StatusPolicyViolation)
 
-	pl := a.expect(signal.TypeParticipantLeft)
-	if pl.Participant == nil || pl.Participant.ID != jb.You.ID {
-		t.Errorf("participant-left %s, want %s", pl.raw, jb.You.ID)
-	}
+	a.expectLeft(bob)
 }
 
 // Good messages in between do not reset the count: the limit is per connection.
@@ -516,11 +523,7 @@ func TestBadMessagesCountAcrossGoodOnes(t *testing.T) {
 
 func TestFrameOver1MiB(t *testing.T) {
 	s := newServer(t)
-	a := s.dial(t)
-	a.join("r", "Alice")
-	b := s.dial(t)
-	jb := b.join("r", "Bob")
-	a.expect(signal.TypeParticipantJoined)
+	a, b, bob := s.aliceAndBob(t)
 
 	// The server stops reading mid-frame and closes; the write may or may not
 	// complete before that, so its error is not the point.
@@ -529,10 +532,7 @@ func TestFrameOver1MiB(t *testing.T) {
 	_ = b.conn.Write(ctx, websocket.MessageText, make([]byte, 1<<20+1))
 	b.expectClose(websocket.StatusMessageTooBig)
 
-	pl := a.expect(signal.TypeParticipantLeft)
-	if pl.Participant == nil || pl.Participant.ID != jb.You.ID {
-		t.Errorf("participant-left %s, want %s", pl.raw, jb.You.ID)
-	}
+	a.expectLeft(bob)
 }
 
 // At exactly the hard limit the frame is read and discarded: too-large, and
@@ -547,11 +547,7 @@ func TestFrameAt1MiB(t *testing.T) {
 
 func TestHandlerClose(t *testing.T) {
 	s := newServer(t)
-	a := s.dial(t)
-	a.join("r", "Alice")
-	b := s.dial(t)
-	b.join("r", "Bob")
-	a.expect(signal.TypeParticipantJoined)
+	a, b, _ := s.aliceAndBob(t)
 	idle := s.dial(t) // connected, never joined
 	idle.ping()
 
@@ -769,7 +765,5 @@ func TestTracks(t *testing.T) {
 			t.Errorf("track-unpublished %s is not Alice's", m.raw)
 		}
 	}
-	if m := bob.expect(signal.TypeParticipantLeft); m.Participant == nil || m.Participant.ID != alice.ID {
-		t.Errorf("participant-left %s, want %s", m.raw, alice.ID)
-	}
+	bob.expectLeft(alice.ID)
 }

@@ -92,20 +92,16 @@ func (l *Link) Uncap() error {
 }
 
 // Loss drops each packet we send towards the namespace with probability p.
-func (l *Link) Loss(p float64) error {
-	rule := []string{"OUTPUT", "-o", l.HostIf, "-m", "statistic", "--mode", "random",
-		"--probability", fmt.Sprintf("%.4f", p), "-j", "DROP"}
-	if err := run(append([]string{"iptables", "-A"}, rule...)...); err != nil {
-		return err
-	}
-	l.rules = append(l.rules, rule)
-	return nil
-}
+func (l *Link) Loss(p float64) error { return l.drop("OUTPUT", "-o", p) }
 
 // LossFrom drops each packet the namespace sends us with probability p: an
 // impaired uplink.
-func (l *Link) LossFrom(p float64) error {
-	rule := []string{"INPUT", "-i", l.HostIf, "-m", "statistic", "--mode", "random",
+func (l *Link) LossFrom(p float64) error { return l.drop("INPUT", "-i", p) }
+
+// drop adds a rule to chain dropping packets through our end of the veth
+// (iface is -o or -i) with probability p.
+func (l *Link) drop(chain, iface string, p float64) error {
+	rule := []string{chain, iface, l.HostIf, "-m", "statistic", "--mode", "random",
 		"--probability", fmt.Sprintf("%.4f", p), "-j", "DROP"}
 	if err := run(append([]string{"iptables", "-A"}, rule...)...); err != nil {
 		return err

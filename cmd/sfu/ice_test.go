@@ -254,10 +254,6 @@ func TestBrowserRelay(t *testing.T) {
 // outside, publishes to it.
 func TestBrowserWithoutUDP(t *testing.T) {
 	link := netlab.New(t)
-	bin, ok := browsertest.Binary()
-	if !ok {
-		browsertest.Launch(t) // skips or fails with the usual message
-	}
 	for _, chain := range []string{"INPUT", "OUTPUT"} {
 		argv := link.Wrap("iptables", "-A", chain, "-p", "udp", "-j", "DROP")
 		if out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput(); err != nil {
@@ -279,10 +275,7 @@ func TestBrowserWithoutUDP(t *testing.T) {
 
 	near := browsertest.Launch(t)
 	farOrigin := fmt.Sprintf("http://%s:%s", link.HostIP, port)
-	far := browsertest.Launch(t, browsertest.WithBinary(link.Script(bin)),
-		browsertest.WithExtraFlags("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE "+link.HostIP,
-			// The camera needs a secure origin; this one is plain HTTP.
-			"--unsafely-treat-insecure-origin-as-secure="+farOrigin))
+	far := launchBehind(t, link, farOrigin)
 	pub := near.NewTab(t, fmt.Sprintf("http://127.0.0.1:%s/?room=tcp&name=camera", port))
 	pubID := tabID(ctx, t, pub)
 

@@ -31,22 +31,14 @@ type outbound struct {
 // the browser retransmit, so a viewer keeps decoding.
 func TestBrowserUplinkLoss(t *testing.T) {
 	link := netlab.New(t)
-	bin, ok := browsertest.Binary()
-	if !ok {
-		browsertest.Launch(t) // skips or fails with the usual message
-	}
 	port := startServerBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := link.LossFrom(0.05); err != nil {
 		t.Fatal(err)
 	}
-	// The page is not on localhost, so the camera needs its origin to count
-	// as secure.
 	origin := fmt.Sprintf("http://%s:%s", link.HostIP, port)
-	far := browsertest.Launch(t, browsertest.WithBinary(link.Script(bin)),
-		browsertest.WithExtraFlags("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE "+link.HostIP,
-			"--unsafely-treat-insecure-origin-as-secure="+origin))
+	far := launchBehind(t, link, origin)
 	near := browsertest.Launch(t)
 	pub := far.NewTab(t, origin+"/?room=lossy&name=camera")
 	v := &viewer{name: "viewer of a publisher with 5% uplink loss",

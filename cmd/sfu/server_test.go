@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard-sfu/switchboard/internal/browsertest"
+	"github.com/switchboard-sfu/switchboard/internal/netlab"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -120,4 +122,18 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// launchBehind starts Chromium inside link's namespace, so that it reaches
+// the server at origin ("http://" + link.HostIP + ":port") only over the
+// link. The origin counts as secure, as the camera needs; it is plain HTTP.
+func launchBehind(t *testing.T, link *netlab.Link, origin string, opts ...browsertest.Option) *browsertest.Browser {
+	t.Helper()
+	bin, ok := browsertest.Binary()
+	if !ok {
+		browsertest.Launch(t) // skips or fails with the usual message
+	}
+	return browsertest.Launch(t, append([]browsertest.Option{browsertest.WithBinary(link.Script(bin)),
+		browsertest.WithExtraFlags("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE "+link.HostIP,
+			"--unsafely-treat-insecure-origin-as-secure="+origin)}, opts...)...)
 }

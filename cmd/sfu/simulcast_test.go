@@ -117,10 +117,6 @@ type capCase struct {
 
 func testUnderCap(t *testing.T, c capCase) {
 	link := netlab.New(t)
-	bin, ok := browsertest.Binary()
-	if !ok {
-		browsertest.Launch(t) // skips or fails with the usual message
-	}
 	port := startServerBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 70*time.Second)
 	defer cancel()
@@ -134,8 +130,8 @@ func testUnderCap(t *testing.T, c capCase) {
 		}
 	}
 	near := browsertest.Launch(t, browsertest.WithFakeCameraFPS(30))
-	far := browsertest.Launch(t, browsertest.WithBinary(link.Script(bin)),
-		browsertest.WithExtraFlags("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE "+link.HostIP))
+	origin := fmt.Sprintf("http://%s:%s", link.HostIP, port)
+	far := launchBehind(t, link, origin)
 
 	pub := near.NewTab(t, fmt.Sprintf("http://127.0.0.1:%s/?room=sim&name=camera", port))
 	// Dynacast switches layers off while nobody watches, so the publisher's
@@ -146,7 +142,7 @@ func testUnderCap(t *testing.T, c capCase) {
 	}
 
 	fast := &viewer{name: "unconstrained", tab: near.NewTab(t, fmt.Sprintf("http://127.0.0.1:%s/?room=sim&name=fast&publish=0", port))}
-	slow := &viewer{name: fmt.Sprintf("%s + %.0f%% loss", c.rate, 100*c.loss), tab: far.NewTab(t, fmt.Sprintf("http://%s:%s/?room=sim&name=slow&publish=0", link.HostIP, port))}
+	slow := &viewer{name: fmt.Sprintf("%s + %.0f%% loss", c.rate, 100*c.loss), tab: far.NewTab(t, origin+"/?room=sim&name=slow&publish=0")}
 	defer fast.log(t)
 	defer slow.log(t)
 

@@ -46,8 +46,7 @@ func TestBrowserUplinkLoss(t *testing.T) {
 	defer v.log(t)
 
 	var decoding bool
-	if err := v.tab.WaitFor(ctx, `(async () => { let n = 0; const pc = window.switchboard.subscriber; if (!pc) return false;
-  (await pc.getStats()).forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'video') n += s.framesDecoded || 0; }); return n > 0; })()`, &decoding); err != nil {
+	if err := v.tab.WaitFor(ctx, `(async () => { const r = await `+inboundVideo+`; return !!r && r.frames > 0; })()`, &decoding); err != nil {
 		t.Fatalf("viewer decoded nothing: %v\n%s", err, pub.Console())
 	}
 	var before, after outbound

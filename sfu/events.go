@@ -27,6 +27,9 @@ func (p Peer) String() string {
 type ParticipantInfo struct {
 	ID   string
 	Name string
+	// Reconnecting: its client lost the connection to the server and may
+	// come back (session resume); its tracks stay published meanwhile.
+	Reconnecting bool
 }
 
 // TrackInfo describes a published track.
@@ -61,6 +64,8 @@ type Events interface {
 	OnJoined(JoinInfo)
 	OnParticipantJoined(ParticipantInfo)
 	OnParticipantLeft(ParticipantInfo)
+	// OnParticipantUpdated: another participant's state (Reconnecting) changed.
+	OnParticipantUpdated(ParticipantInfo)
 	OnTrackPublished(TrackInfo)
 	OnTrackUnpublished(TrackInfo)
 	// OnTrackUpdated: a published track gained a simulcast layer.
@@ -95,6 +100,7 @@ var (
 	ErrServerClosing   = errors.New("server is shutting down")
 	ErrConnectionLost  = errors.New("media connection failed")
 	ErrNegotiationTime = errors.New("subscriber answer timed out")
+	ErrReplaced        = errors.New("the same participant joined again")
 )
 
 func isClosed(err error) bool {

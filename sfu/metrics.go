@@ -62,13 +62,14 @@ var (
 	descSwitches     = prometheus.NewDesc("switchboard_layer_switches_total", "Simulcast layer switches made for subscribers.", nil, nil)
 	descPaused       = prometheus.NewDesc("switchboard_paused_videos", "Videos a subscriber is not sent now (no bandwidth, or not visible).", nil, nil)
 	descBWE          = prometheus.NewDesc("switchboard_subscriber_bandwidth_bps", "Subscribers' bandwidth estimates now.", nil, nil)
+	descICERestarts  = prometheus.NewDesc("switchboard_ice_restarts_total", "Subscriber connections the server renegotiated with an ICE restart (transport failed, or the client asked).", nil, nil)
 	descCongested    = prometheus.NewDesc("switchboard_congested_subscribers", "Subscribers whose link now fills a queue or loses over a tenth of its packets.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (rs *Rooms) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descPacketsIn, descBytesIn,
-		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPadding, descPaused, descBWE, descCongested} {
+		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPadding, descPaused, descBWE, descCongested, descICERestarts} {
 		ch <- d
 	}
 	forwardLatency.Describe(ch)
@@ -135,6 +136,7 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 	counter(descKeyframes, &sum.keyframeRequests)
 	counter(descSwitches, &sum.layerSwitches)
 	counter(descPadding, &sum.paddingBytes)
+	counter(descICERestarts, &rs.iceRestarts)
 	gauge(descPaused, paused)
 	gauge(descCongested, congested)
 	ch <- prometheus.MustNewConstHistogram(descBWE, bweCount, bweSum, bwe)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
@@ -14,8 +15,14 @@ import (
 )
 
 // negotiationTimeout is how long the server waits for a subscriber answer
-// before it gives up on the client.
+// before it gives up on the client (not counting time the client is away).
 const negotiationTimeout = 15 * time.Second
+
+// failedTimeout is how long a PeerConnection may stay failed while its
+// client is connected before the participant is removed: long enough for
+// the client's ICE restart, short enough that a client that never
+// recovers does not stay in the room as a black tile.
+const failedTimeout = 30 * time.Second
 
 // Participant is one client in a room: a publisher PeerConnection that
 // receives its media and a subscriber PeerConnection that sends it
@@ -31,14 +38,20 @@ type Participant struct {
 
 	// pubMu and subMu serialize signaling on each PeerConnection and guard
 	// the candidates that arrived before the remote description.
-	pubMu, subMu         sync.Mutex
-	pubPending, subPend  []webrtc.ICECandidateInit
+	pubMu, subMu                 sync.Mutex
+	pubCandidates, subCandidates []webrtc.ICECandidateInit
+	// iceRestart asks the next subscriber offer to restart ICE.
+	iceRestart           atomic.Bool
+	failedTimers         [2]*time.Timer // per Peer, guarded by mu
 	negotiationNeeded    chan struct{}
 	allocNeeded          chan struct{}
 	answered             chan struct{}
 	done                 chan struct{}
 	leaveOnce, closeOnce sync.Once
 	wg                   sync.WaitGroup
+
+	// reconnecting: the client is away and may resume; guarded by room.mu.
+	reconnecting bool
 
 	mu      sync.Mutex
 	downs   map[*DownTrack]struct{}        // what this participant receives
@@ -76,10 +89,7 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 		})
 		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 			p.log.Debug("connection state", zap.Stringer("peer", peer), zap.Stringer("state", s))
-			if s == webrtc.PeerConnectionStateFailed {
-				// Not inline: Pion is inside its own callback here.
-				go p.room.leave(p, ErrConnectionLost)
-			}
+			p.watchFailure(peer, s)
 		})
 	}
 	p.pub.OnTrack(p.onTrack)
@@ -99,6 +109,107 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 
 // Info returns the participant's id and name.
 func (p *Participant) Info() ParticipantInfo { return p.info }
+
+// infoLocked is p's info as the others see it; room.mu must be held.
+func (p *Participant) infoLocked() ParticipantInfo {
+	info := p.info
+	info.Reconnecting = p.reconnecting
+	return info
+}
+
+// SetReconnecting records that the client lost (true) or regained (false)
+// its signaling connection; the others are told. While it is away the
+// participant keeps its tracks and subscriptions, and a subscriber offer
+// waits for its answer.
+func (p *Participant) SetReconnecting(away bool) { p.room.setReconnecting(p, away) }
+
+func (p *Participant) isAway() bool {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	return p.reconnecting
+}
+
+// Resumed is called when the client is back after SetReconnecting(true):
+// every video it receives and publishes asks for a keyframe at once, so
+// that pictures frozen by the outage recover without waiting for the
+// decoders' own requests, and a subscriber connection whose transport is
+// not connected is renegotiated with an ICE restart.
+func (p *Participant) Resumed() {
+	p.mu.Lock()
+	for d := range p.downs {
+		if d.src.info.Kind == webrtc.RTPCodecTypeVideo {
+			if layer, _ := d.Layer(); layer >= 0 {
+				d.src.RequestKeyframe(layer)
+			}
+		}
+	}
+	for _, t := range p.tracks {
+		if t.info.Kind == webrtc.RTPCodecTypeVideo {
+			for i := range t.Info().Layers {
+				t.RequestKeyframe(i)
+			}
+		}
+	}
+	p.mu.Unlock()
+	switch p.sub.ICEConnectionState() {
+	case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+	default:
+		p.RestartICE()
+	}
+}
+
+// RestartICE renegotiates the subscriber connection with new ICE
+// credentials, which makes both sides gather and check candidates afresh:
+// the way back after a network change or a path that died.
+func (p *Participant) RestartICE() {
+	if p.isDone() {
+		return
+	}
+	p.iceRestart.Store(true)
+	p.room.rooms.iceRestarts.Add(1)
+	p.requestNegotiation()
+}
+
+// PendingOffer returns the subscriber offer that awaits the client's
+// answer, if any: a client that resumes may have lost it, or its answer.
+func (p *Participant) PendingOffer() (string, bool) {
+	p.subMu.Lock()
+	defer p.subMu.Unlock()
+	if p.sub.SignalingState() != webrtc.SignalingStateHaveLocalOffer || p.sub.LocalDescription() == nil {
+		return "", false
+	}
+	return p.sub.LocalDescription().SDP, true
+}
+
+// watchFailure reacts to a connection's state: a failed subscriber
+// connection is restarted by the server (it offers that one); a failed
+// publisher connection is the client's to restart. Either way a
+// connection still failed after failedTimeout ends the participant.
+func (p *Participant) watchFailure(peer Peer, s webrtc.PeerConnectionState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	timer := p.failedTimers[peer]
+	switch s {
+	case webrtc.PeerConnectionStateFailed:
+		if peer == Subscriber {
+			// Not inline: Pion is inside its own callback here.
+			go p.RestartICE()
+		}
+		if timer == nil {
+			p.failedTimers[peer] = time.AfterFunc(failedTimeout, func() {
+				if p.isAway() {
+					return // the signaling layer's resume grace decides
+				}
+				p.room.leave(p, ErrConnectionLost)
+			})
+		}
+	case webrtc.PeerConnectionStateConnected, webrtc.PeerConnectionStateClosed:
+		if timer != nil {
+			timer.Stop()
+			p.failedTimers[peer] = nil
+		}
+	}
+}
 
 // Leave removes the participant from its room and closes its connections.
 func (p *Participant) Leave() { p.room.leave(p, nil) }
@@ -131,7 +242,7 @@ func (p *Participant) HandleOffer(sdp string, sources map[string]string) (string
 	if err := p.pub.SetLocalDescription(answer); err != nil {
 		return "", fmt.Errorf("set publisher answer: %w", err)
 	}
-	p.pubPending = p.addPending(p.pub, p.pubPending)
+	p.pubCandidates = p.addPending(p.pub, p.pubCandidates)
 	return answer.SDP, nil
 }
 
@@ -148,7 +259,7 @@ func (p *Participant) HandleAnswer(sdp string) error {
 		}
 		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
-	p.subPend = p.addPending(p.sub, p.subPend)
+	p.subCandidates = p.addPending(p.sub, p.subCandidates)
 	select {
 	case p.answered <- struct{}{}:
 	default:
@@ -162,9 +273,9 @@ func (p *Participant) AddCandidate(peer Peer, c webrtc.ICECandidateInit) error {
 	if c.Candidate == "" {
 		return nil // end of candidates
 	}
-	mu, pc, pending := &p.pubMu, p.pub, &p.pubPending
+	mu, pc, pending := &p.pubMu, p.pub, &p.pubCandidates
 	if peer == Subscriber {
-		mu, pc, pending = &p.subMu, p.sub, &p.subPend
+		mu, pc, pending = &p.subMu, p.sub, &p.subCandidates
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -318,8 +429,13 @@ func (p *Participant) negotiate() {
 			return
 		case <-p.negotiationNeeded:
 		}
+		var opts *webrtc.OfferOptions
+		if p.iceRestart.Swap(false) {
+			opts = &webrtc.OfferOptions{ICERestart: true}
+			p.log.Info("subscriber ICE restart")
+		}
 		p.subMu.Lock()
-		offer, err := p.sub.CreateOffer(nil)
+		offer, err := p.sub.CreateOffer(opts)
 		if err == nil {
 			err = p.sub.SetLocalDescription(offer)
 		}
@@ -332,16 +448,32 @@ func (p *Participant) negotiate() {
 			return
 		}
 		p.events.OnOffer(offer.SDP)
-		timer.Reset(negotiationTimeout)
+		if !p.awaitAnswer(timer) {
+			return
+		}
+	}
+}
+
+// awaitAnswer waits for the answer to the offer just sent; false when the
+// participant is gone or the client took too long while connected.
+func (p *Participant) awaitAnswer(timer *time.Timer) bool {
+	timer.Reset(negotiationTimeout)
+	for {
 		select {
 		case <-p.done:
 			timer.Stop()
-			return
+			return false
 		case <-p.answered:
 			timer.Stop()
+			return true
 		case <-timer.C:
+			if p.isAway() {
+				// The offer is replayed when the client resumes.
+				timer.Reset(negotiationTimeout)
+				continue
+			}
 			go p.room.leave(p, ErrNegotiationTime)
-			return
+			return false
 		}
 	}
 }
@@ -359,6 +491,13 @@ func (p *Participant) isDone() bool {
 func (p *Participant) close() {
 	p.closeOnce.Do(func() {
 		close(p.done)
+		p.mu.Lock()
+		for _, t := range p.failedTimers {
+			if t != nil {
+				t.Stop()
+			}
+		}
+		p.mu.Unlock()
 		p.mu.Lock()
 		downs := p.downs
 		p.downs = map[*DownTrack]struct{}{}

@@ -6,6 +6,7 @@ package sfu
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 
@@ -22,6 +23,8 @@ type Rooms struct {
 	closed bool
 	// ended accumulates the counters of tracks and down-tracks that are gone.
 	ended counters
+	// iceRestarts counts subscriber ICE restarts (switchboard_ice_restarts_total).
+	iceRestarts atomic.Uint64
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.
@@ -31,10 +34,12 @@ func NewRooms(api *rtc.API, log *zap.Logger) *Rooms {
 
 // Join adds a participant named name to room, creating the room if needed.
 // events.OnJoined is called before Join returns and before any other event.
+// The rooms' lock is held only to find the room: creating the
+// PeerConnections of one participant never holds up joins to other rooms.
 func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
 	rs.mu.Lock()
-	defer rs.mu.Unlock()
 	if rs.closed {
+		rs.mu.Unlock()
 		return nil, ErrServerClosing
 	}
 	r := rs.rooms[room]
@@ -43,15 +48,33 @@ func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
 		rs.rooms[room] = r
 		rs.log.Info("room opened", zap.String("room", room))
 	}
+	// A room with someone joining is not empty: it stays in the map.
+	r.mu.Lock()
+	r.joining++
+	r.mu.Unlock()
+	rs.mu.Unlock()
+
 	p, err := newParticipant(rs.api, r, name, events, rs.log)
 	if err != nil {
-		if len(r.participants) == 0 {
-			delete(rs.rooms, room)
-		}
+		r.mu.Lock()
+		r.joining--
+		r.mu.Unlock()
+		rs.removeIfEmpty(r)
 		return nil, err
 	}
 	r.join(p)
+	if rs.isClosed() {
+		// Close ran while p's connections were being made and did not see it.
+		r.leave(p, ErrServerClosing)
+		return nil, ErrServerClosing
+	}
 	return p, nil
+}
+
+func (rs *Rooms) isClosed() bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.closed
 }
 
 // Close removes every participant, telling each that the server is closing,
@@ -87,16 +110,18 @@ type Room struct {
 	mu           sync.Mutex
 	participants map[string]*Participant
 	tracks       map[string]*Track
+	joining      int // participants being created, who keep the room open
 }
 
-// join is called with rs.mu held, which keeps the room from being removed.
+// join adds p, whose Join counted it in r.joining.
 func (r *Room) join(p *Participant) {
 	r.mu.Lock()
+	r.joining--
 	info := JoinInfo{You: p.info}
 	others := make([]*Participant, 0, len(r.participants))
 	for _, o := range r.participants {
 		others = append(others, o)
-		info.Participants = append(info.Participants, o.info)
+		info.Participants = append(info.Participants, o.infoLocked())
 	}
 	tracks := make([]*Track, 0, len(r.tracks))
 	for _, t := range r.tracks {
@@ -208,7 +233,7 @@ func (r *Room) leave(p *Participant, reason error) {
 			}
 			o.events.OnParticipantLeft(p.info)
 		}
-		empty := len(r.participants) == 0
+		empty := len(r.participants) == 0 && r.joining == 0
 		r.mu.Unlock()
 
 		if empty {
@@ -230,8 +255,24 @@ func (rs *Rooms) removeIfEmpty(r *Room) {
 	defer rs.mu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.participants) == 0 && rs.rooms[r.name] == r {
+	if len(r.participants) == 0 && r.joining == 0 && rs.rooms[r.name] == r {
 		delete(rs.rooms, r.name)
 		rs.log.Info("room closed", zap.String("room", r.name))
+	}
+}
+
+// setReconnecting records whether p's client is away and tells the others.
+func (r *Room) setReconnecting(p *Participant, away bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.participants[p.info.ID] != p || p.reconnecting == away {
+		return
+	}
+	p.reconnecting = away
+	info := p.infoLocked()
+	for _, o := range r.participants {
+		if o != p {
+			o.events.OnParticipantUpdated(info)
+		}
 	}
 }

@@ -18,17 +18,17 @@ type publishLayersMsg struct {
 	Active []string `json:"active"`
 }
 
-func (s *session) OnTrackUpdated(t sfu.TrackInfo) {
-	s.send(trackMsg{Type: TypeTrackUpdated, Track: track(t)})
+func (m *member) OnTrackUpdated(t sfu.TrackInfo) {
+	m.send(trackMsg{Type: TypeTrackUpdated, Track: track(t)})
 }
 
-func (s *session) OnStreamState(trackID string, paused bool, layer string) {
-	s.send(streamStateMsg{Type: TypeStreamState, Track: trackID, Paused: paused, Layer: layer})
+func (m *member) OnStreamState(trackID string, paused bool, layer string) {
+	m.send(streamStateMsg{Type: TypeStreamState, Track: trackID, Paused: paused, Layer: layer})
 }
 
-func (s *session) OnPublishLayers(trackID, mid string, active []string) {
+func (m *member) OnPublishLayers(trackID, mid string, active []string) {
 	if active == nil {
 		active = []string{}
 	}
-	s.send(publishLayersMsg{Type: TypePublishLayers, Track: trackID, Mid: mid, Active: active})
+	m.send(publishLayersMsg{Type: TypePublishLayers, Track: trackID, Mid: mid, Active: active})
 }

@@ -17,24 +17,28 @@ import (
 
 // Message types, as they appear in the "type" field.
 const (
-	TypeJoin              = "join"
-	TypeJoined            = "joined"
-	TypeParticipantJoined = "participant-joined"
-	TypeParticipantLeft   = "participant-left"
-	TypeTrackPublished    = "track-published"
-	TypeTrackUnpublished  = "track-unpublished"
-	TypeTrackUpdated      = "track-updated"
-	TypeTrackSettings     = "track-settings"
-	TypeStreamState       = "stream-state"
-	TypePublishLayers     = "publish-layers"
-	TypeOffer             = "offer"
-	TypeAnswer            = "answer"
-	TypeCandidate         = "candidate"
-	TypeLeave             = "leave"
-	TypePing              = "ping"
-	TypePong              = "pong"
-	TypeError             = "error"
-	TypeDraining          = "draining"
+	TypeJoin               = "join"
+	TypeJoined             = "joined"
+	TypeParticipantJoined  = "participant-joined"
+	TypeParticipantLeft    = "participant-left"
+	TypeParticipantUpdated = "participant-updated"
+	TypeResume             = "resume"
+	TypeResumed            = "resumed"
+	TypeRestartICE         = "restart-ice"
+	TypeTrackPublished     = "track-published"
+	TypeTrackUnpublished   = "track-unpublished"
+	TypeTrackUpdated       = "track-updated"
+	TypeTrackSettings      = "track-settings"
+	TypeStreamState        = "stream-state"
+	TypePublishLayers      = "publish-layers"
+	TypeOffer              = "offer"
+	TypeAnswer             = "answer"
+	TypeCandidate          = "candidate"
+	TypeLeave              = "leave"
+	TypePing               = "ping"
+	TypePong               = "pong"
+	TypeError              = "error"
+	TypeDraining           = "draining"
 )
 
 // Targets name a participant's two PeerConnections.
@@ -55,6 +59,8 @@ const (
 	CodeConnectionFailed = "connection-failed"
 	CodeShuttingDown     = "shutting-down"
 	CodeInternal         = "internal"
+	CodeResumeFailed     = "resume-failed"
+	CodeReplaced         = "replaced"
 	// Access (auth.go) and limits (limits.go).
 	CodeUnauthorized       = "unauthorized"
 	CodeTokenExpired       = "token-expired"
@@ -72,6 +78,7 @@ const (
 	maxCandidateSize = 1024
 	maxSources       = 16
 	maxTokenSize     = 4096
+	maxSecretSize    = 128
 )
 
 // Error is a protocol error: it becomes an "error" message to the client.
@@ -88,10 +95,17 @@ func errorf(code, format string, args ...any) *Error {
 
 // Message is a decoded client message. Which fields are set depends on Type.
 type Message struct {
-	Type      string                   `json:"type"`
-	Room      string                   `json:"room,omitempty"`
-	Name      string                   `json:"name,omitempty"`
-	Token     string                   `json:"token,omitempty"`
+	Type  string `json:"type"`
+	Room  string `json:"room,omitempty"`
+	Name  string `json:"name,omitempty"`
+	Token string `json:"token,omitempty"`
+	// Replace, in join, is the resume secret of a session this join takes
+	// over (a reloaded page, or a failed resume).
+	Replace string `json:"replace,omitempty"`
+	// Secret and Seq, in resume: the session and the last sequence number
+	// the client received.
+	Secret    string                   `json:"secret,omitempty"`
+	Seq       uint64                   `json:"seq,omitempty"`
 	Target    string                   `json:"target,omitempty"`
 	SDP       string                   `json:"sdp,omitempty"`
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
@@ -134,6 +148,17 @@ func decode(data []byte) (Message, *Error) {
 		}
 		if len(m.Token) > maxTokenSize {
 			return m, errorf(CodeBadMessage, `field "token": longer than %d bytes`, maxTokenSize)
+		}
+		if len(m.Replace) > maxSecretSize {
+			return m, errorf(CodeBadMessage, `field "replace": longer than %d bytes`, maxSecretSize)
+		}
+	case TypeResume:
+		if m.Secret == "" || len(m.Secret) > maxSecretSize {
+			return m, errorf(CodeBadMessage, `field "secret": missing or longer than %d bytes`, maxSecretSize)
+		}
+	case TypeRestartICE:
+		if m.Target != TargetSubscriber {
+			return m, errorf(CodeBadMessage, `field "target": only the "subscriber" connection is restarted by the server`)
 		}
 	case TypeOffer, TypeAnswer:
 		want := TargetPublisher
@@ -206,8 +231,9 @@ func truncate(s string, n int) string {
 // Server → client messages.
 
 type participantJSON struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Reconnecting bool   `json:"reconnecting,omitempty"`
 }
 
 type trackJSON struct {
@@ -225,6 +251,19 @@ type joinedMsg struct {
 	Participants []participantJSON `json:"participants"`
 	Tracks       []trackJSON       `json:"tracks"`
 	ICEServers   []ICEServer       `json:"iceServers,omitempty"`
+	Resume       *resumeJSON       `json:"resume,omitempty"`
+}
+
+// resumeJSON tells a client how to get its session back after its
+// WebSocket breaks: send resume with the secret within grace seconds.
+type resumeJSON struct {
+	Secret string `json:"secret"`
+	Grace  int    `json:"grace"`
+}
+
+type resumedMsg struct {
+	Type     string `json:"type"`
+	Replayed int    `json:"replayed"` // messages sent again before this one
 }
 
 // ICEServer is a STUN or TURN server for the client's PeerConnections, in

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-
 	"io"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
@@ -31,7 +29,8 @@ const (
 	// "too-large" error and the session lives on.
 	hardReadLimit  = 1 << 20
 	maxBadMessages = 10
-	sendQueueSize  = 256
+	// sendQueueSize holds a full replay (outboxMessages) and then some.
+	sendQueueSize = outboxMessages + 256
 )
 
 // Handler serves the signaling WebSocket at /ws.
@@ -53,12 +52,18 @@ type Handler struct {
 	// per-address limits and logs (e.g. from X-Forwarded-For behind a
 	// trusted proxy); by default it is r.RemoteAddr's.
 	ClientIP func(r *http.Request) string
+	// ResumeGrace is how long a participant whose WebSocket broke stays in
+	// its room for its client to resume; 0 ends it at once.
+	ResumeGrace time.Duration
 
 	occupancy occupancy
 	perAddr   perAddress
+	stats     resumeStats
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	members  map[string]*member // by resume secret
+	byID     map[string]*member // by room and token identity
 	closed   bool
 	draining bool
 	wg       sync.WaitGroup
@@ -66,7 +71,8 @@ type Handler struct {
 
 // NewHandler returns a handler that joins clients to rooms.
 func NewHandler(rooms *sfu.Rooms, log *zap.Logger) *Handler {
-	return &Handler{rooms: rooms, log: log, sessions: map[*session]struct{}{}}
+	return &Handler{rooms: rooms, log: log, sessions: map[*session]struct{}{},
+		members: map[string]*member{}, byID: map[string]*member{}}
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -122,6 +128,16 @@ func (h *Handler) Close() {
 	}
 	h.mu.Unlock()
 	h.wg.Wait()
+	// Those whose clients were away have nobody to tell.
+	h.mu.Lock()
+	away := make([]*member, 0, len(h.members))
+	for _, m := range h.members {
+		away = append(away, m)
+	}
+	h.mu.Unlock()
+	for _, m := range away {
+		m.end(nil, true)
+	}
 }
 
 // Drain starts a graceful shutdown: joins are refused from now on, and every
@@ -143,6 +159,57 @@ func (h *Handler) Drain(ctx context.Context, grace time.Duration) {
 		case <-t.C:
 		}
 	}
+}
+
+func (h *Handler) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
+}
+
+func identityKey(room, identity string) string { return room + "\x00" + identity }
+
+// register makes m findable by its resume secret and its identity.
+func (h *Handler) register(m *member) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.members[m.secret] = m
+	if m.identity != "" {
+		h.byID[identityKey(m.room, m.identity)] = m
+	}
+}
+
+func (h *Handler) forget(m *member) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.members[m.secret] == m {
+		delete(h.members, m.secret)
+	}
+	if k := identityKey(m.room, m.identity); m.identity != "" && h.byID[k] == m {
+		delete(h.byID, k)
+	}
+}
+
+// previous finds the session a join replaces: the same identity in the
+// same room, or the session whose resume secret the join names.
+func (h *Handler) previous(room, identity, secret string) *member {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if identity != "" {
+		if m := h.byID[identityKey(room, identity)]; m != nil {
+			return m
+		}
+	}
+	if m := h.members[secret]; secret != "" && m != nil && m.room == room && m.identity == identity {
+		return m
+	}
+	return nil
+}
+
+func (h *Handler) member(secret string) *member {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.members[secret]
 }
 
 func (h *Handler) isDraining() bool {
@@ -175,27 +242,28 @@ func refuse(conn *websocket.Conn, e *Error) {
 	_ = conn.Close(websocket.StatusTryAgainLater, e.Code)
 }
 
-// session is one client's WebSocket. The read loop owns the participant;
-// everything sent goes through out, written by one writer goroutine, so
-// that the sfu's events never wait on the network.
+// session is one client's WebSocket. The read loop drives the member it
+// joined or resumed; everything sent goes through out, written by one
+// writer goroutine, so that the sfu's events never wait on the network.
 type session struct {
-	h    *Handler
-	conn *websocket.Conn
-	log  *zap.Logger
-	out  chan []byte
+	h     *Handler
+	conn  *websocket.Conn
+	log   *zap.Logger
+	out   chan []byte
+	limit *rate.Limiter
+	bad   int
 
-	participant *sfu.Participant
-	grant       Grant
-	room        string // where this session holds a place (occupancy)
-	limit       *rate.Limiter
-	bad         int
+	member *member // once joined or resumed
 
 	quitOnce    sync.Once
 	quit        chan struct{}
 	closeCode   websocket.StatusCode
 	closeReason string
-	// closeNow skips the close handshake: the peer is not answering.
-	closeNow bool
+	// broken: the connection failed (no pong, a failed write): skip the
+	// close handshake, and keep the participant for a resume.
+	broken bool
+	// clientLeft: the client sent leave or closed the socket itself.
+	clientLeft bool
 }
 
 func (s *session) run() {
@@ -204,14 +272,26 @@ func (s *session) run() {
 	go func() { defer wg.Done(); s.writeLoop() }()
 	go func() { defer wg.Done(); s.pingLoop() }()
 	s.readLoop()
-	if s.participant != nil {
-		s.participant.Leave()
-	}
-	if s.room != "" {
-		s.h.occupancy.release(s.room)
-	}
+	broken := s.isBroken()
 	s.shutdown(websocket.StatusNormalClosure, "")
+	if s.member != nil {
+		s.member.lost(s, broken)
+	}
 	wg.Wait()
+}
+
+// isBroken says whether the socket ended without either side closing it on
+// purpose: the network or the client's machine went away.
+func (s *session) isBroken() bool {
+	if s.clientLeft {
+		return false
+	}
+	select {
+	case <-s.quit:
+		return s.broken // the server closed it: on purpose unless broken
+	default:
+		return true // the read failed with no close frame from the client
+	}
 }
 
 // shutdown asks the writer to flush what is queued and close the socket
@@ -219,6 +299,16 @@ func (s *session) run() {
 func (s *session) shutdown(code websocket.StatusCode, reason string) {
 	s.quitOnce.Do(func() {
 		s.closeCode, s.closeReason = code, reason
+		close(s.quit)
+	})
+}
+
+// fail ends a socket that no longer works, without a close handshake: a
+// peer that does not answer would only hold everything up for 5 s more.
+func (s *session) fail(why string) {
+	s.quitOnce.Do(func() {
+		s.broken = true
+		s.closeReason = why
 		close(s.quit)
 	})
 }
@@ -233,10 +323,10 @@ func (s *session) writeLoop() {
 		select {
 		case b := <-s.out:
 			if !write(b) {
-				s.shutdown(websocket.StatusInternalError, "write failed")
+				s.fail("write failed")
 			}
 		case <-s.quit:
-			if s.closeNow {
+			if s.broken {
 				_ = s.conn.CloseNow()
 				return
 			}
@@ -262,12 +352,7 @@ func (s *session) pingLoop() {
 		cancel()
 		if err != nil {
 			s.log.Info("client gone: no ping answer", zap.Error(err))
-			s.quitOnce.Do(func() {
-				// A close handshake with a peer that does not answer would
-				// only keep its participant in the room for 5 s more.
-				s.closeNow = true
-				close(s.quit)
-			})
+			s.fail("no ping answer")
 			return
 		}
 	}
@@ -277,8 +362,12 @@ func (s *session) readLoop() {
 	for {
 		typ, r, err := s.conn.Reader(context.Background())
 		if err != nil {
-			if status := websocket.CloseStatus(err); status == -1 {
+			switch websocket.CloseStatus(err) {
+			case -1:
 				s.log.Debug("websocket read", zap.Error(err))
+			case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+				// The client closed on purpose (a closed tab sends 1001).
+				s.clientLeft = true
 			}
 			return
 		}
@@ -345,21 +434,25 @@ func (s *session) handle(m Message) (perr *Error) {
 			perr = errorf(CodeInternal, "the server failed to apply %s", m.Type)
 		}
 	}()
-	if m.Type == TypePing {
+	switch m.Type {
+	case TypePing:
 		s.send(typeMsg{Type: TypePong})
 		return nil
-	}
-	if m.Type == TypeJoin {
-		if s.participant != nil {
+	case TypeJoin, TypeResume:
+		if s.member != nil {
 			return errorf(CodeAlreadyJoined, "this connection already joined a room")
+		}
+		if m.Type == TypeResume {
+			return s.resume(m)
 		}
 		return s.join(m)
 	}
-	p := s.participant
-	if p == nil {
+	mem := s.member
+	if mem == nil {
 		return errorf(CodeNotJoined, "send join first")
 	}
-	if perr := s.grant.permits(m); perr != nil {
+	p := mem.participant
+	if perr := mem.grant.permits(m); perr != nil {
 		s.log.Info("message refused: not granted", zap.String("type", m.Type), zap.String("code", perr.Code))
 		return perr
 	}
@@ -369,7 +462,7 @@ func (s *session) handle(m Message) (perr *Error) {
 		if err != nil {
 			return sfuError(err)
 		}
-		s.send(sdpMsg{Type: TypeAnswer, Target: TargetPublisher, SDP: answer})
+		mem.send(sdpMsg{Type: TypeAnswer, Target: TargetPublisher, SDP: answer})
 	case TypeAnswer:
 		if err := p.HandleAnswer(m.SDP); err != nil {
 			return sfuError(err)
@@ -382,58 +475,89 @@ func (s *session) handle(m Message) (perr *Error) {
 		if err := p.AddCandidate(peer, *m.Candidate); err != nil {
 			return sfuError(err)
 		}
+	case TypeRestartICE:
+		p.RestartICE()
 	case TypeTrackSettings:
 		p.SetTrackSettings(m.Track, m.Width, m.Height)
 	case TypeLeave:
-		p.Leave()
-		s.participant = nil
-		s.shutdown(websocket.StatusNormalClosure, "left")
+		s.clientLeft = true
+		mem.end(&closeAs{status: websocket.StatusNormalClosure, reason: "left"}, true)
 	}
 	return nil
 }
 
-// join admits the client to a room: its token, then the limits, then the sfu.
-func (s *session) join(m Message) *Error {
-	grant, perr := s.admit(m)
-	if perr != nil {
-		s.log.Info("join refused", zap.String("room", m.Room), zap.String("identity", grant.Identity),
-			zap.String("code", perr.Code), zap.String("reason", perr.Message))
-		return perr
+// join admits the client to a room: its token, the session it replaces,
+// then the limits, then the sfu.
+func (s *session) join(msg Message) *Error {
+	grant := openGrant(msg)
+	if s.h.Auth != nil {
+		var perr *Error
+		if grant, perr = s.h.Auth.Verify(msg.Token, msg.Room); perr != nil {
+			return s.refused(msg, grant, perr)
+		}
 	}
-	s.grant, s.room = grant, m.Room
-	p, err := s.h.rooms.Join(m.Room, grant.Name, s)
+	if s.h.isDraining() {
+		return s.refused(msg, grant, errorf(CodeShuttingDown, "the server is shutting down; join another"))
+	}
+	// A reloaded page, or a client whose resume failed, joins again: the
+	// session it had ends first, so that it never appears twice and its
+	// place counts once.
+	if old := s.h.previous(msg.Room, grant.Identity, msg.Replace); old != nil {
+		old.log.Info("session replaced by a new join")
+		s.h.stats.rejoins.Add(1)
+		old.end(&closeAs{status: StatusReplaced, reason: "joined again elsewhere",
+			err: errorf(CodeReplaced, "you joined this room again from another connection")}, true)
+	}
+	if perr := s.h.occupancy.reserve(msg.Room, s.h.Limits); perr != nil {
+		return s.refused(msg, grant, perr)
+	}
+	mem := &member{h: s.h, grant: grant, room: msg.Room, identity: grant.Identity, secret: newSecret(), sess: s, log: s.log}
+	p, err := s.h.rooms.Join(msg.Room, grant.Name, mem)
 	if err != nil {
-		s.h.occupancy.release(m.Room)
-		s.room = ""
+		s.h.occupancy.release(msg.Room)
 		if errors.Is(err, sfu.ErrServerClosing) {
 			return errorf(CodeShuttingDown, "server shutting down")
 		}
 		s.log.Error("join", zap.Error(err))
 		return errorf(CodeInternal, "could not join: %v", err)
 	}
-	s.participant = p
+	mem.mu.Lock()
+	mem.participant = p
+	mem.log = s.log.With(zap.String("participant", p.Info().ID))
+	mem.mu.Unlock()
+	s.h.register(mem)
+	s.member = mem
 	if grant.Identity != "" {
-		s.log.Info("joined with token", zap.String("room", m.Room), zap.String("identity", grant.Identity),
+		s.log.Info("joined with token", zap.String("room", msg.Room), zap.String("identity", grant.Identity),
 			zap.String("participant", p.Info().ID), zap.Bool("publish", grant.Publish),
 			zap.Bool("subscribe", grant.Subscribe), zap.Bool("admin", grant.Admin))
 	}
 	return nil
 }
 
-// admit checks a join against the token and the limits, and takes a place
-// in the room.
-func (s *session) admit(m Message) (Grant, *Error) {
-	grant := openGrant(m)
-	if s.h.Auth != nil {
-		var perr *Error
-		if grant, perr = s.h.Auth.Verify(m.Token, m.Room); perr != nil {
-			return grant, perr
-		}
+func (s *session) refused(msg Message, grant Grant, perr *Error) *Error {
+	s.log.Info("join refused", zap.String("room", msg.Room), zap.String("identity", grant.Identity),
+		zap.String("code", perr.Code), zap.String("reason", perr.Message))
+	return perr
+}
+
+// resume reattaches the client to the session its secret names.
+func (s *session) resume(msg Message) *Error {
+	mem := s.h.member(msg.Secret)
+	if mem == nil {
+		s.h.stats.resumeFailures.Add(1)
+		s.log.Info("resume refused: no such session")
+		return errorf(CodeResumeFailed, "no session to resume (it ended, or the server restarted); join again")
 	}
-	if s.h.isDraining() {
-		return grant, errorf(CodeShuttingDown, "the server is shutting down; join another")
+	if perr := mem.attach(s, msg.Seq); perr != nil {
+		s.h.stats.resumeFailures.Add(1)
+		mem.log.Info("resume refused", zap.String("reason", perr.Message))
+		return perr
 	}
-	return grant, s.h.occupancy.reserve(m.Room, s.h.Limits)
+	s.h.stats.resumes.Add(1)
+	s.member = mem
+	mem.log.Info("session resumed", zap.Uint64("seq", msg.Seq))
+	return nil
 }
 
 func sfuError(err error) *Error {
@@ -446,86 +570,26 @@ func sfuError(err error) *Error {
 	return errorf(CodeInternal, "%v", err)
 }
 
-// send queues a message; a client too slow to take its messages is closed
-// rather than allowed to hold up the room.
+// send queues a message that is about this connection only (pong, errors,
+// joined): it is not numbered or kept for a resume.
 func (s *session) send(v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		s.log.Error("encode message", zap.Error(err))
 		return
 	}
+	s.queue(b)
+}
+
+// queue hands b to the writer; a client too slow to take its messages is
+// disconnected rather than allowed to hold up the room (its member keeps
+// them for a resume).
+func (s *session) queue(b []byte) {
 	select {
 	case <-s.quit:
 	case s.out <- b:
 	default:
 		s.log.Warn("closing client: send queue full")
-		s.shutdown(websocket.StatusPolicyViolation, "send queue full")
+		s.fail("send queue full")
 	}
-}
-
-// sfu.Events, called by the sfu package.
-
-func (s *session) OnJoined(info sfu.JoinInfo) {
-	m := joinedMsg{Type: TypeJoined, You: participant(info.You),
-		Participants: make([]participantJSON, 0, len(info.Participants)), Tracks: make([]trackJSON, 0, len(info.Tracks))}
-	if s.h.ICEServers != nil {
-		m.ICEServers = s.h.ICEServers(info.You.ID)
-	}
-	for _, p := range info.Participants {
-		m.Participants = append(m.Participants, participant(p))
-	}
-	for _, t := range info.Tracks {
-		m.Tracks = append(m.Tracks, track(t))
-	}
-	s.send(m)
-}
-
-// Receives tells the sfu whether this participant gets others' media: not
-// without the subscribe right.
-func (s *session) Receives() bool { return s.grant.Subscribe }
-
-func (s *session) OnParticipantJoined(p sfu.ParticipantInfo) {
-	s.send(participantMsg{Type: TypeParticipantJoined, Participant: participant(p)})
-}
-
-func (s *session) OnParticipantLeft(p sfu.ParticipantInfo) {
-	s.send(participantMsg{Type: TypeParticipantLeft, Participant: participant(p)})
-}
-
-func (s *session) OnTrackPublished(t sfu.TrackInfo) {
-	s.send(trackMsg{Type: TypeTrackPublished, Track: track(t)})
-}
-
-func (s *session) OnTrackUnpublished(t sfu.TrackInfo) {
-	s.send(trackMsg{Type: TypeTrackUnpublished, Track: track(t)})
-}
-
-func (s *session) OnOffer(sdp string) {
-	s.send(sdpMsg{Type: TypeOffer, Target: TargetSubscriber, SDP: sdp})
-}
-
-func (s *session) OnCandidate(peer sfu.Peer, c webrtc.ICECandidateInit) {
-	s.send(candidateMsg{Type: TypeCandidate, Target: peer.String(), Candidate: c})
-}
-
-func (s *session) OnClosed(reason error) {
-	code, status := CodeConnectionFailed, websocket.StatusInternalError
-	if errors.Is(reason, sfu.ErrServerClosing) {
-		code, status = CodeShuttingDown, websocket.StatusGoingAway
-	}
-	s.send(errorMsg{Type: TypeError, Error: Error{Code: code, Message: reason.Error()}})
-	s.shutdown(status, truncate(reason.Error(), 100))
-}
-
-func participant(p sfu.ParticipantInfo) participantJSON {
-	return participantJSON{ID: p.ID, Name: p.Name}
-}
-
-func track(t sfu.TrackInfo) trackJSON {
-	layers := t.Layers
-	if layers == nil {
-		layers = []string{}
-	}
-	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind.String(), Codec: t.Codec,
-		Source: t.Source, Layers: layers}
 }

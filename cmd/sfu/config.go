@@ -70,6 +70,9 @@ type Config struct {
 		MessagesPerSecond    int `yaml:"messages-per-second"`
 		MessageSize          int `yaml:"message-size"`
 	} `yaml:"limits"`
+	Session struct {
+		ResumeGrace time.Duration `yaml:"resume-grace"`
+	} `yaml:"session"`
 	Shutdown struct {
 		Grace time.Duration `yaml:"grace"`
 	} `yaml:"shutdown"`
@@ -95,6 +98,7 @@ func defaults() Config {
 	c.Limits.ConnectionsPerMinute = 60
 	c.Limits.MessagesPerSecond = 50
 	c.Limits.MessageSize = signal.MaxMessageSize
+	c.Session.ResumeGrace = 20 * time.Second
 	c.Shutdown.Grace = 30 * time.Second
 	return c
 }
@@ -143,6 +147,7 @@ func settings() []setting {
 		{"limits.connections-per-ip-per-minute", "max-connections-per-ip", "WebSocket connections per client IP per minute (0: no limit)", func(c *Config) any { return &c.Limits.ConnectionsPerMinute }},
 		{"limits.messages-per-second", "max-messages-per-second", "signaling messages per connection per second, bursts of twice as many (0: no limit)", func(c *Config) any { return &c.Limits.MessagesPerSecond }},
 		{"limits.message-size", "max-message-size", "largest signaling message in bytes (1024 to 1048576)", func(c *Config) any { return &c.Limits.MessageSize }},
+		{"session.resume-grace", "resume-grace", "how long a participant whose connection broke stays in its room for its client to resume (0: it leaves at once)", func(c *Config) any { return &c.Session.ResumeGrace }},
 		{"shutdown.grace", "shutdown-grace", "on SIGTERM, how long clients may stay before they are disconnected", func(c *Config) any { return &c.Shutdown.Grace }},
 	}
 }
@@ -366,6 +371,9 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MessageSize < 1024 || c.Limits.MessageSize > 1<<20 {
 		return invalid("limits.message-size", "%d: want 1024 to 1048576 bytes", c.Limits.MessageSize)
+	}
+	if c.Session.ResumeGrace < 0 || c.Session.ResumeGrace > 10*time.Minute {
+		return invalid("session.resume-grace", "%v: want 0 to 10m", c.Session.ResumeGrace)
 	}
 	if c.Shutdown.Grace < 0 {
 		return invalid("shutdown.grace", "%v: want 0 or more", c.Shutdown.Grace)

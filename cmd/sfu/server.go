@@ -73,6 +73,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 
 	h := sig.NewHandler(s.rooms, log.Named("signal"))
 	h.OriginPatterns = c.HTTP.AllowedOrigins
+	h.ResumeGrace = c.Session.ResumeGrace
 	h.Limits = sig.Limits{
 		Rooms:                c.Limits.Rooms,
 		ParticipantsPerRoom:  c.Limits.ParticipantsPerRoom,
@@ -120,7 +121,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(s.rooms, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(s.rooms, s.signal, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if c.HTTP.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)

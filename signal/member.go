@@ -164,14 +164,16 @@ func (m *member) attach(s *session, seq uint64) *Error {
 	for _, b := range missed {
 		s.queue(b)
 	}
+	replayed := len(missed)
 	// The client saw the pending offer, so its answer was lost with the
 	// old socket: offer again. (An offer after seq was just replayed.)
 	if offerPending && m.offerSeq != 0 && m.offerSeq <= seq {
 		b, _ := json.Marshal(sdpMsg{Type: TypeOffer, Target: TargetSubscriber, SDP: offer})
 		m.sendLocked(b)
 		m.offerSeq = m.out.last()
+		replayed++
 	}
-	s.send(resumedMsg{Type: TypeResumed, Replayed: len(missed)})
+	s.send(resumedMsg{Type: TypeResumed, Replayed: replayed})
 	m.mu.Unlock()
 
 	if old != nil {

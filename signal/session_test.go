@@ -75,13 +75,20 @@ type msg struct {
 	Participant  *participant             `json:"participant"`
 	Participants json.RawMessage          `json:"participants"`
 	Tracks       json.RawMessage          `json:"tracks"`
+	Seq          uint64                   `json:"seq"`
+	Resume       *struct {
+		Secret string `json:"secret"`
+		Grace  int    `json:"grace"`
+	} `json:"resume"`
+	Replayed int `json:"replayed"`
 
 	raw []byte
 }
 
 type participant struct {
-	ID   string `json:"id"`
-	Name string `json:"name"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	Reconnecting bool   `json:"reconnecting"`
 }
 
 type client struct {

@@ -78,6 +78,8 @@ type Events interface {
 	OnPublishLayers(track, mid string, active []string)
 	// OnOffer carries a subscriber offer; answer with Participant.HandleAnswer.
 	OnOffer(sdp string)
+	// OnAnswer carries the answer to a publisher offer (HandleOffer).
+	OnAnswer(sdp string)
 	OnCandidate(peer Peer, c webrtc.ICECandidateInit)
 	// OnClosed is called once when the SFU removed the participant on its own
 	// (connection failed, negotiation timed out, server shutting down).

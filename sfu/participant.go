@@ -42,7 +42,8 @@ type Participant struct {
 	pubCandidates, subCandidates []webrtc.ICECandidateInit
 	// iceRestart asks the next subscriber offer to restart ICE.
 	iceRestart           atomic.Bool
-	failedTimers         [2]*time.Timer // per Peer, guarded by mu
+	failedTimers         [2]*time.Timer   // per Peer, guarded by mu
+	gates                [2]candidateGate // per Peer
 	negotiationNeeded    chan struct{}
 	allocNeeded          chan struct{}
 	answered             chan struct{}
@@ -84,7 +85,7 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 	for peer, pc := range map[Peer]*webrtc.PeerConnection{Publisher: p.pub, Subscriber: p.sub} {
 		pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 			if c != nil {
-				p.events.OnCandidate(peer, c.ToJSON())
+				p.gates[peer].candidate(c.ToJSON(), p.sendCandidate(peer))
 			}
 		})
 		pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
@@ -214,9 +215,14 @@ func (p *Participant) watchFailure(peer Peer, s webrtc.PeerConnectionState) {
 // Leave removes the participant from its room and closes its connections.
 func (p *Participant) Leave() { p.room.leave(p, nil) }
 
-// HandleOffer applies a publisher offer and returns the answer. sources
-// declares what each transceiver (by mid) carries: camera, microphone or screen.
-func (p *Participant) HandleOffer(sdp string, sources map[string]string) (string, error) {
+func (p *Participant) sendCandidate(peer Peer) func(webrtc.ICECandidateInit) {
+	return func(c webrtc.ICECandidateInit) { p.events.OnCandidate(peer, c) }
+}
+
+// HandleOffer applies a publisher offer and sends the answer (OnAnswer).
+// sources declares what each transceiver (by mid) carries: camera,
+// microphone or screen.
+func (p *Participant) HandleOffer(sdp string, sources map[string]string) error {
 	p.pubMu.Lock()
 	defer p.pubMu.Unlock()
 	p.mu.Lock()
@@ -231,19 +237,23 @@ func (p *Participant) HandleOffer(sdp string, sources map[string]string) (string
 	p.mu.Unlock()
 	if err := p.pub.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		if p.isDone() {
-			return "", ErrClosed
+			return ErrClosed
 		}
-		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
 	answer, err := p.pub.CreateAnswer(nil)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrBadSDP, err)
+		return fmt.Errorf("%w: %v", ErrBadSDP, err)
 	}
+	gate := &p.gates[Publisher]
+	gate.hold()
 	if err := p.pub.SetLocalDescription(answer); err != nil {
-		return "", fmt.Errorf("set publisher answer: %w", err)
+		gate.release(nil, p.sendCandidate(Publisher))
+		return fmt.Errorf("set publisher answer: %w", err)
 	}
+	gate.release(func() { p.events.OnAnswer(answer.SDP) }, p.sendCandidate(Publisher))
 	p.pubCandidates = p.addPending(p.pub, p.pubCandidates)
-	return answer.SDP, nil
+	return nil
 }
 
 // HandleAnswer applies the client's answer to the pending subscriber offer.
@@ -434,6 +444,8 @@ func (p *Participant) negotiate() {
 			opts = &webrtc.OfferOptions{ICERestart: true}
 			p.log.Info("subscriber ICE restart")
 		}
+		gate := &p.gates[Subscriber]
+		gate.hold()
 		p.subMu.Lock()
 		offer, err := p.sub.CreateOffer(opts)
 		if err == nil {
@@ -441,13 +453,14 @@ func (p *Participant) negotiate() {
 		}
 		p.subMu.Unlock()
 		if err != nil {
+			gate.release(nil, p.sendCandidate(Subscriber))
 			if !p.isDone() {
 				p.log.Error("subscriber offer", zap.Error(err))
 				go p.room.leave(p, fmt.Errorf("subscriber offer: %w", err))
 			}
 			return
 		}
-		p.events.OnOffer(offer.SDP)
+		gate.release(func() { p.events.OnOffer(offer.SDP) }, p.sendCandidate(Subscriber))
 		if !p.awaitAnswer(timer) {
 			return
 		}

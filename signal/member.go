@@ -245,6 +245,10 @@ func (m *member) OnOffer(sdp string) {
 	m.offerSeq = m.out.last()
 }
 
+func (m *member) OnAnswer(sdp string) {
+	m.send(sdpMsg{Type: TypeAnswer, Target: TargetPublisher, SDP: sdp})
+}
+
 func (m *member) OnCandidate(peer sfu.Peer, c webrtc.ICECandidateInit) {
 	m.send(candidateMsg{Type: TypeCandidate, Target: peer.String(), Candidate: c})
 }

@@ -458,11 +458,9 @@ func (s *session) handle(m Message) (perr *Error) {
 	}
 	switch m.Type {
 	case TypeOffer:
-		answer, err := p.HandleOffer(m.SDP, m.Sources)
-		if err != nil {
+		if err := p.HandleOffer(m.SDP, m.Sources); err != nil {
 			return sfuError(err)
 		}
-		mem.send(sdpMsg{Type: TypeAnswer, Target: TargetPublisher, SDP: answer})
 	case TypeAnswer:
 		if err := p.HandleAnswer(m.SDP); err != nil {
 			return sfuError(err)

@@ -113,3 +113,27 @@ func TestStamp(t *testing.T) {
 		}
 	}
 }
+
+// The cost resume adds to every message a participant is sent: numbering
+// and keeping it.
+func BenchmarkOutboxAdd(b *testing.B) {
+	var o outbox
+	msg := []byte(`{"type":"participant-joined","participant":{"id":"3f9a1c0e5b7d2a61","name":"Alice"}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		o.add(msg)
+	}
+}
+
+// What a resume costs the server beyond the socket: finding the messages
+// after the client's last, here 100 of them.
+func BenchmarkOutboxSince(b *testing.B) {
+	var o outbox
+	fill(&o, 400)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := o.since(300); !ok {
+			b.Fatal("refused")
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchboard-sfu/switchboard/signal"
 )
@@ -77,6 +78,9 @@ func TestResumeReplaysWhatWasMissed(t *testing.T) {
 
 	bob.breakConn()
 	alice.expectUpdated(jb.You.ID, true)
+	if got := gather(t, s.h); got["switchboard_reconnecting_participants"] != 1 {
+		t.Errorf("metrics while Bob is away: %v", got)
+	}
 	carol := s.dial(t)
 	jc := carol.join("r", "Carol")
 	if ps := participants(t, jc); len(ps) != 2 {
@@ -91,6 +95,7 @@ func TestResumeReplaysWhatWasMissed(t *testing.T) {
 	alice.expect(signal.TypeParticipantJoined)
 
 	bob2 := s.dial(t)
+	resumedAt := time.Now()
 	bob2.resume(jb.Resume.Secret, bobSeq)
 	want := bobSeq + 1
 	sawCarol := false
@@ -105,6 +110,7 @@ func TestResumeReplaysWhatWasMissed(t *testing.T) {
 			if m.Replayed != int(want-bobSeq-1) {
 				t.Errorf("resumed says %d replayed, %d arrived", m.Replayed, want-bobSeq-1)
 			}
+			t.Logf("resume to resumed: %v, %d messages replayed; resumed is %d bytes", time.Since(resumedAt), m.Replayed, len(m.raw))
 			break
 		}
 		if m.Seq != want {
@@ -127,6 +133,33 @@ func TestResumeReplaysWhatWasMissed(t *testing.T) {
 		t.Errorf("after the resume, seq %d; want it to continue from %d", m.Seq, want)
 	}
 	alice.expect(signal.TypeParticipantJoined) // Dave; nothing about Bob leaving came before
+
+	if got := gather(t, s.h); got["switchboard_resumes_total"] != 1 || got["switchboard_reconnecting_participants"] != 0 {
+		t.Errorf("metrics after one resume: %v", got)
+	}
+}
+
+// gather returns the value of each metric c collects (unlabelled ones).
+func gather(t *testing.T, c prometheus.Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			switch {
+			case m.GetCounter() != nil:
+				out[f.GetName()] = m.GetCounter().GetValue()
+			case m.GetGauge() != nil:
+				out[f.GetName()] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
 }
 
 // A subscriber offer that the client saw but whose answer was lost is sent

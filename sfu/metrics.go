@@ -62,6 +62,7 @@ var (
 	descSwitches     = prometheus.NewDesc("switchboard_layer_switches_total", "Simulcast layer switches made for subscribers.", nil, nil)
 	descPaused       = prometheus.NewDesc("switchboard_paused_videos", "Videos a subscriber is not sent now (no bandwidth, or not visible).", nil, nil)
 	descBWE          = prometheus.NewDesc("switchboard_subscriber_bandwidth_bps", "Subscribers' bandwidth estimates now.", nil, nil)
+	descPanics       = prometheus.NewDesc("switchboard_panics_total", "Panics contained: each ended one participant (or, in signaling, one message) instead of the server.", nil, nil)
 	descICERestarts  = prometheus.NewDesc("switchboard_ice_restarts_total", "Subscriber connections the server renegotiated with an ICE restart (transport failed, or the client asked).", nil, nil)
 	descCongested    = prometheus.NewDesc("switchboard_congested_subscribers", "Subscribers whose link now fills a queue or loses over a tenth of its packets.", nil, nil)
 )
@@ -69,7 +70,7 @@ var (
 // Describe implements prometheus.Collector.
 func (rs *Rooms) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRooms, descParticipants, descTracks, descPacketsIn, descBytesIn,
-		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPadding, descPaused, descBWE, descCongested, descICERestarts} {
+		descPacketsOut, descBytesOut, descNacks, descRetransmits, descKeyframes, descSwitches, descPadding, descPaused, descBWE, descCongested, descICERestarts, descPanics} {
 		ch <- d
 	}
 	forwardLatency.Describe(ch)
@@ -137,6 +138,7 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 	counter(descSwitches, &sum.layerSwitches)
 	counter(descPadding, &sum.paddingBytes)
 	counter(descICERestarts, &rs.iceRestarts)
+	counter(descPanics, &panics)
 	gauge(descPaused, paused)
 	gauge(descCongested, congested)
 	ch <- prometheus.MustNewConstHistogram(descBWE, bweCount, bweSum, bwe)

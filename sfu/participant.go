@@ -103,8 +103,14 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 		return nil, fmt.Errorf("subscriber data channel: %w", err)
 	}
 	p.wg.Add(2)
-	go p.negotiate()
-	go p.allocateLoop()
+	go func() {
+		defer p.contain("negotiation")
+		p.negotiate()
+	}()
+	go func() {
+		defer p.contain("allocation")
+		p.allocateLoop()
+	}()
 	return p, nil
 }
 
@@ -354,6 +360,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 	// simulcast receiver has one RTCP stream per rid (Read would use one
 	// that does not exist yet).
 	go func(rid string) {
+		defer p.contain("publisher RTCP")
 		buf := make([]byte, 1500)
 		for {
 			var err error
@@ -368,6 +375,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		}
 	}(remote.RID())
 	go func() {
+		defer p.contain("forwarding")
 		if !existed {
 			if !p.room.publish(p, t) {
 				return // p left meanwhile; closing its connection ends the track
@@ -405,7 +413,10 @@ func (p *Participant) subscribe(t *Track) {
 		p.unsubscribe(d)
 		return
 	}
-	go d.readRTCP()
+	go func() {
+		defer p.contain("subscriber RTCP")
+		d.readRTCP()
+	}()
 	p.requestNegotiation()
 }
 

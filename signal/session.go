@@ -430,6 +430,7 @@ func (s *session) reject(e *Error) bool {
 func (s *session) handle(m Message) (perr *Error) {
 	defer func() {
 		if r := recover(); r != nil {
+			sfu.CountPanic()
 			s.log.Error("panic handling message", zap.String("type", m.Type), zap.Any("panic", r), zap.Stack("stack"))
 			perr = errorf(CodeInternal, "the server failed to apply %s", m.Type)
 		}

@@ -1,0 +1,33 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+)
+
+// ErrInternal ends a participant whose own work failed on a bug.
+var ErrInternal = errors.New("internal server error")
+
+// panics counts the panics contained (switchboard_panics_total).
+var panics atomic.Uint64
+
+// CountPanic counts a panic that another package contained.
+func CountPanic() { panics.Add(1) }
+
+// contain is deferred at the top of every goroutine that works for one
+// participant: a bug that panics there ends that participant, logged with
+// its stack and counted, and the rest of the server runs on.
+func (p *Participant) contain(where string) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	panics.Add(1)
+	p.log.Error("panic; removing the participant", zap.String("in", where), zap.Any("panic", r), zap.Stack("stack"))
+	// Not inline: leaving waits for this participant's goroutines, of which
+	// this may be one.
+	go p.room.leave(p, fmt.Errorf("%w in %s: %v", ErrInternal, where, r))
+}

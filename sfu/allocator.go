@@ -53,8 +53,8 @@ type option struct {
 // tile is maxWidth wide. Frame rate comes before resolution: the lowest
 // layer is offered at 1, 2 and 3 temporal layers, higher layers only at full
 // frame rate, so a weak link gets a small picture that moves smoothly.
-func (t *Track) options(maxWidth int) []option {
-	rates := t.rates()
+func (t *Track) options(now time.Time, maxWidth int) []option {
+	rates := t.rates(now)
 	var opts []option
 	for i := range maxLayers {
 		l := t.layer(i)
@@ -121,10 +121,9 @@ func (r *layerRates) cost(i, tid int) int {
 // rates measures each layer's bitrate over about rateWindow, once for all
 // subscribers that ask within it. A layer that stopped (dynacast, or the
 // publisher's own congestion control) costs its nominal rate.
-func (t *Track) rates() layerRates {
+func (t *Track) rates(now time.Time) layerRates {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	now := time.Now()
 	elapsed := now.Sub(t.rateAt)
 	if elapsed < rateWindow {
 		return t.rateCache
@@ -292,7 +291,7 @@ func (p *Participant) reallocate(now time.Time, state map[*DownTrack]*allocation
 		maxWidth, visible := d.maxWidth, d.visible
 		d.mu.Unlock()
 		if visible != 0 {
-			opts[i] = d.src.options(maxWidth)
+			opts[i] = d.src.options(now, maxWidth)
 		}
 		screen[i] = d.src.info.Source == SourceScreen
 	}

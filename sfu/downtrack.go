@@ -173,7 +173,7 @@ func (d *DownTrack) writeRTP(p *packet) {
 		}
 		// Switch (or start) at this keyframe, a little after the last
 		// packet sent so the receiver's jitter buffer sees time move on.
-		d.rewriter.Start(h.SequenceNumber, h.Timestamp, d.timestampGap())
+		d.rewriter.Start(h.SequenceNumber, h.Timestamp, d.timestampGap(p.at))
 		if p.isVP8 {
 			d.vp8.Start(&p.vp8)
 		}
@@ -240,13 +240,14 @@ func (d *DownTrack) writeRTP(p *packet) {
 	}
 }
 
-// timestampGap is the wall-clock time since the last packet sent, in RTP
-// clock units (at least one tick), so a switch keeps time continuous.
-func (d *DownTrack) timestampGap() uint32 {
+// timestampGap is the time from the last packet sent to now, when the
+// packet that switches arrived, in RTP clock units (at least one tick), so
+// a switch keeps time continuous.
+func (d *DownTrack) timestampGap(now time.Time) uint32 {
 	if d.lastSent.IsZero() {
 		return 1
 	}
-	gap := time.Since(d.lastSent).Seconds() * float64(d.src.cap.ClockRate)
+	gap := now.Sub(d.lastSent).Seconds() * float64(d.src.cap.ClockRate)
 	return uint32(max(1, min(gap, float64(10*d.src.cap.ClockRate))))
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
+	"github.com/switchboard-sfu/switchboard/internal/clock"
 	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
@@ -40,6 +41,7 @@ type Track struct {
 	writeRTCP func([]rtcp.Packet) error
 	log       *zap.Logger
 	stats     counters
+	clock     clock.Clock // for packet arrival times and keyframe request timers
 
 	layers [maxLayers]atomic.Pointer[layer]
 
@@ -75,7 +77,7 @@ type layer struct {
 
 	mu                  sync.Mutex
 	lastKeyframeRequest time.Time
-	keyframeTimer       *time.Timer // a merged request waiting for its turn
+	keyframeTimer       clock.Timer // a merged request waiting for its turn
 }
 
 // packet is one incoming RTP packet as the down-tracks see it.
@@ -98,6 +100,7 @@ func newTrack(info TrackInfo, mid string, codec webrtc.RTPCodecParameters, write
 		cap:       codec.RTPCodecCapability,
 		writeRTCP: writeRTCP,
 		log:       log,
+		clock:     clock.Real{},
 	}
 	t.downs.Store(&[]*DownTrack{})
 	return t
@@ -170,14 +173,14 @@ func (t *Track) forward(l *layer) (last bool) {
 		if err != nil {
 			return
 		}
-		t.route(l, buf[:n], &pkt)
+		t.route(l, buf[:n], t.clock.Now(), &pkt)
 	}
 }
 
 // route is the per-packet work of the forwarding loop: parse once, cache,
-// classify, and hand the packet to every down-track. pkt is the loop's
-// reusable packet whose header it fills.
-func (t *Track) route(l *layer, raw []byte, pkt *packet) {
+// classify, and hand the packet to every down-track. now is when the packet
+// was read; pkt is the loop's reusable packet whose header it fills.
+func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet) {
 	h := pkt.header
 	hl, err := h.Unmarshal(raw)
 	if err != nil {
@@ -190,7 +193,7 @@ func (t *Track) route(l *layer, raw []byte, pkt *packet) {
 	pkt.payload, pkt.padding = media, pad
 	t.stats.packetsIn.Add(1)
 	t.stats.bytesIn.Add(uint64(len(raw)))
-	pkt.at = time.Now()
+	pkt.at = now
 	l.lastPacket.Store(pkt.at.UnixNano())
 	if l.cache != nil {
 		l.cache.Store(h.SequenceNumber, raw)
@@ -268,12 +271,13 @@ func (t *Track) RequestKeyframe(layer int) {
 		l.mu.Unlock()
 		return // one is already due
 	}
-	wait := time.Until(l.lastKeyframeRequest.Add(keyframeInterval))
+	now := t.clock.Now()
+	wait := l.lastKeyframeRequest.Add(keyframeInterval).Sub(now)
 	if wait > 0 {
-		l.keyframeTimer = time.AfterFunc(wait, func() {
+		l.keyframeTimer = t.clock.AfterFunc(wait, func() {
 			l.mu.Lock()
 			l.keyframeTimer = nil
-			l.lastKeyframeRequest = time.Now()
+			l.lastKeyframeRequest = t.clock.Now()
 			l.mu.Unlock()
 			if !t.isClosed() {
 				t.sendPLI(l)
@@ -282,7 +286,7 @@ func (t *Track) RequestKeyframe(layer int) {
 		l.mu.Unlock()
 		return
 	}
-	l.lastKeyframeRequest = time.Now()
+	l.lastKeyframeRequest = now
 	l.mu.Unlock()
 	t.sendPLI(l)
 }

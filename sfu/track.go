@@ -22,6 +22,14 @@ const keyframeInterval = 500 * time.Millisecond
 // the lowest quality. A track without simulcast has layer 0 only.
 const maxLayers = 3
 
+// Bytes are counted per temporal layer id, packets without one in the
+// bucket unlayered (a 2-bit TID of 3, which no encoder we serve sends,
+// counts there too).
+const (
+	unlayered       = 3
+	temporalBuckets = unlayered + 1
+)
+
 // Rids the web client gives its simulcast layers, lowest first.
 var layerRIDs = [maxLayers]string{"q", "h", "f"}
 
@@ -54,7 +62,7 @@ type Track struct {
 	running int // forwarding loops still reading
 	// rate measurement, see rates
 	rateAt    time.Time
-	rateBytes [maxLayers][4]uint64
+	rateBytes [maxLayers][temporalBuckets]uint64
 	rateCache layerRates
 }
 
@@ -66,9 +74,8 @@ type layer struct {
 	ssrc   uint32
 	cache  *rtc.PacketCache // nil for audio: Opus is not retransmitted
 
-	// bytes per temporal layer (index 3: packets without a TID), for the
-	// allocator's bitrate measurements.
-	bytes      [4]atomic.Uint64
+	// bytes per temporal layer, for the allocator's bitrate measurements.
+	bytes      [temporalBuckets]atomic.Uint64
 	lastPacket atomic.Int64 // unix nanoseconds
 	width      atomic.Uint32
 	height     atomic.Uint32
@@ -82,14 +89,12 @@ type layer struct {
 
 // packet is one incoming RTP packet as the down-tracks see it.
 type packet struct {
-	layer    int
-	header   *rtp.Header
-	payload  []byte // the media, without RTP padding
-	padding  byte   // RTP padding bytes that followed it
-	keyframe bool
-	at       time.Time // when it was read: one clock read per packet, not per subscriber
-	vp8      rtc.VP8Descriptor
-	isVP8    bool
+	layer   int
+	header  *rtp.Header
+	payload []byte    // the media, without RTP padding
+	padding byte      // RTP padding bytes that followed it
+	at      time.Time // when it was read: one clock read per packet, not per subscriber
+	info    rtc.PayloadInfo
 }
 
 func newTrack(info TrackInfo, mid string, codec webrtc.RTPCodecParameters, writeRTCP func([]rtcp.Packet) error, log *zap.Logger) *Track {
@@ -198,22 +203,17 @@ func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet) {
 	if l.cache != nil {
 		l.cache.Store(h.SequenceNumber, raw)
 	}
-	pkt.isVP8 = false
-	tid := 3
-	if t.codec == rtc.CodecVP8 && len(media) > 0 {
-		pkt.vp8, pkt.isVP8 = rtc.ParseVP8(media)
-		pkt.keyframe = pkt.isVP8 && pkt.vp8.Keyframe
-		if pkt.isVP8 && pkt.vp8.HasTID {
-			tid = int(pkt.vp8.TID)
-			l.temporal.Store(true)
-		}
-		if pkt.keyframe {
-			l.readDimensions(media[pkt.vp8.Size:])
-		}
-	} else {
-		pkt.keyframe = rtc.IsKeyframeStart(t.codec, media)
+	t.codec.Parse(media, &pkt.info)
+	bucket := unlayered
+	if pkt.info.HasTID {
+		bucket = min(int(pkt.info.TID), unlayered)
+		l.temporal.Store(true)
 	}
-	l.bytes[min(tid, 3)].Add(uint64(len(raw)))
+	if pkt.info.Sized {
+		l.width.Store(uint32(pkt.info.Width))
+		l.height.Store(uint32(pkt.info.Height))
+	}
+	l.bytes[bucket].Add(uint64(len(raw)))
 	downs := *t.downs.Load()
 	if h.SequenceNumber%latencySample != 0 || len(downs) == 0 {
 		l.fanout.write(pkt, downs)
@@ -237,16 +237,6 @@ func stripPadding(h *rtp.Header, payload []byte) (media []byte, pad byte, ok boo
 		return nil, 0, false
 	}
 	return payload[:len(payload)-int(pad)], pad, true
-}
-
-// readDimensions reads the frame size from a VP8 keyframe header (RFC 6386
-// section 9.1): 3-byte frame tag, start code 9d 01 2a, 14-bit width and height.
-func (l *layer) readDimensions(frame []byte) {
-	if len(frame) < 10 || frame[3] != 0x9d || frame[4] != 0x01 || frame[5] != 0x2a {
-		return
-	}
-	l.width.Store(uint32(frame[6]) | uint32(frame[7]&0x3f)<<8)
-	l.height.Store(uint32(frame[8]) | uint32(frame[9]&0x3f)<<8)
 }
 
 // layer returns layer i, or nil.

@@ -70,7 +70,7 @@ type Track struct {
 type layer struct {
 	index  int
 	rid    string
-	remote *webrtc.TrackRemote
+	src    LayerSource
 	ssrc   uint32
 	cache  *rtc.PacketCache // nil for audio: Opus is not retransmitted
 
@@ -138,14 +138,14 @@ func (t *Track) layerIndex(rid string) int {
 
 // addLayer registers an incoming stream; false when it cannot be placed or
 // the track is closed. The caller runs forward on the returned layer.
-func (t *Track) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
+func (t *Track) addLayer(src LayerSource) (*layer, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i := t.layerIndex(remote.RID())
+	i := t.layerIndex(src.RID())
 	if t.closed || i < 0 || t.layers[i].Load() != nil {
 		return nil, false
 	}
-	l := &layer{index: i, rid: remote.RID(), remote: remote, ssrc: uint32(remote.SSRC())}
+	l := &layer{index: i, rid: src.RID(), src: src, ssrc: uint32(src.SSRC())}
 	if t.info.Kind == webrtc.RTPCodecTypeVideo {
 		l.cache = &rtc.PacketCache{}
 	}
@@ -174,7 +174,7 @@ func (t *Track) forward(l *layer) (last bool) {
 	pkt := packet{layer: l.index, header: &h}
 	defer l.fanout.stop()
 	for {
-		n, _, err := l.remote.Read(buf)
+		n, _, err := l.src.Read(buf)
 		if err != nil {
 			return
 		}

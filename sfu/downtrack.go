@@ -37,12 +37,12 @@ type DownTrack struct {
 	seq      rtc.Sequencer
 	// current is the layer being forwarded, target the one wanted (-1:
 	// none, the video is paused). A switch happens at a keyframe of target.
-	current, target   int
-	temporal          uint8 // highest temporal layer forwarded
-	targetTemporal    uint8 // applied at the next base-layer frame
-	lastSent          time.Time
-	onChange          func() // told when current changes; set once before bind
-	maxWidth, visible int    // the subscriber's tile: max width in pixels; visible != 0
+	current, target int
+	temporal        uint8 // highest temporal layer forwarded
+	targetTemporal  uint8 // applied at the next base-layer frame
+	lastSent        time.Time
+	onChange        func() // told when current changes; set once before bind
+	tile            tile   // how the subscriber shows the video
 
 	// Per source layer, because each layer's loop writes concurrently: the
 	// outgoing header, the payload copy the munger rewrites,
@@ -67,7 +67,7 @@ func newDownTrack(src *Track, subscriber *Participant) *DownTrack {
 		current:    -1,
 		target:     0,
 		temporal:   allTemporal,
-		visible:    1,
+		tile:       tile{visible: true},
 	}
 	d.targetTemporal = d.temporal
 	if src.info.Kind == webrtc.RTPCodecTypeVideo {

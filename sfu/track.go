@@ -68,11 +68,11 @@ type Track struct {
 
 // layer is one incoming RTP stream of a track (one simulcast encoding).
 type layer struct {
-	index  int
-	rid    string
-	src    LayerSource
-	ssrc   uint32
-	cache  *rtc.PacketCache // nil for audio: Opus is not retransmitted
+	index int
+	rid   string
+	src   LayerSource
+	ssrc  uint32
+	cache *rtc.PacketCache // nil for audio: Opus is not retransmitted
 
 	// bytes per temporal layer, for the allocator's bitrate measurements.
 	bytes      [temporalBuckets]atomic.Uint64

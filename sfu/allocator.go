@@ -291,10 +291,10 @@ func (p *Participant) allocateLoop() {
 			case probeRunning:
 				continue
 			case probeSucceeded:
-				p.log.Debug("probe succeeded", zap.Int("target", probe.target), zap.Int("delivered", p.bwe.Delivered()))
+				p.log.Debug("probe succeeded", zap.Int("target", probe.target), zap.Int("delivered", p.bwe.Snapshot().Delivered))
 				probed = true // act on it now
 			case probeFailed:
-				p.log.Debug("probe failed", zap.Int("target", probe.target), zap.Int("delivered", p.bwe.Delivered()),
+				p.log.Debug("probe failed", zap.Int("target", probe.target), zap.Int("delivered", p.bwe.Snapshot().Delivered),
 					zap.Any("bwe", p.bwe.Stats()), zap.Duration("retryIn", time.Until(probe.next)))
 			}
 			probeTick.Stop()
@@ -311,7 +311,7 @@ func (p *Participant) allocateLoop() {
 		if want.d != nil && !probe.on && now.After(probe.next) {
 			probe.start(now, want.d.writePadding, want.target, want.rate)
 			probeTick.Reset(probeInterval)
-			p.log.Debug("probing", zap.Int("estimate", p.bwe.TargetBitrate()), zap.Int("target", want.target),
+			p.log.Debug("probing", zap.Int("estimate", p.bwe.Snapshot().Target), zap.Int("target", want.target),
 				zap.Int("padding", want.rate))
 		}
 		p.dynacast(now, dynacast)
@@ -343,7 +343,7 @@ func (p *Participant) reallocate(now time.Time, al *allocator, estimate, upEstim
 	}
 	plan := al.plan(now, linkSnapshot{keep: estimate, up: upEstimate, probed: probed, audio: audio}, videos)
 	if ce := p.log.Check(zap.DebugLevel, "allocation"); ce != nil && len(videos) > 0 {
-		ce.Write(zap.Int("estimate", estimate), zap.Int("upEstimate", upEstimate), zap.Int("gcc", p.bwe.TargetBitrate()), zap.Any("bwe", p.bwe.Stats()),
+		ce.Write(zap.Int("estimate", estimate), zap.Int("upEstimate", upEstimate), zap.Int("gcc", p.bwe.Snapshot().Target), zap.Any("bwe", p.bwe.Stats()),
 			zap.String("options", fmt.Sprint(plan.opts)), zap.Ints("keep", plan.keep), zap.Ints("up", plan.up))
 	}
 	for _, v := range plan.videos {

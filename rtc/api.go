@@ -10,6 +10,7 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -46,7 +47,7 @@ const (
 	iceKeepalive           = 2 * time.Second
 )
 
-// NewAPI builds the one webrtc.API that all PeerConnections share.
+// NewAPI builds the one API that makes every PeerConnection.
 //
 // Interceptors: a GCC bandwidth estimator per connection (API.NewPeerConnection
 // returns it) fed by the subscriber's TWCC feedback; the NACK generator and TWCC feedback serve the upstream (the
@@ -63,36 +64,12 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 	}
 
 	logs := zapLoggerFactory{log.Named("pion")}
-	ir := &interceptor.Registry{}
-	// Publishers' lost packets are asked for every 20 ms rather than Pion's
-	// 100 ms: a frame waits for its missing packet, and at 100 ms the wait
-	// alone makes a 20 fps viewer count a freeze. The browser answers one
-	// NACK per packet and round trip, so asking often costs only NACKs.
-	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(logs),
-		nack.GeneratorInterval(nackInterval), nack.GeneratorMaxNacksPerPacket(nackTries))
-	if err != nil {
+	// TWCC's header extension and feedback are registered once; the
+	// interceptors are made per connection (interceptors).
+	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, &interceptor.Registry{}); err != nil {
 		return nil, err
 	}
-	ir.Add(gen)
-	if err := webrtc.ConfigureRTCPReportsWithOptions(ir,
-		[]report.ReceiverOption{report.WithReceiverLoggerFactory(logs)},
-		report.WithSenderLoggerFactory(logs)); err != nil {
-		return nil, err
-	}
-	// The estimator must see each packet after the TWCC header extension
-	// interceptor numbered it, so it is registered first (innermost).
-	congestion, err := newCongestionController(cfg.Pace, logs)
-	if err != nil {
-		return nil, err
-	}
-	ir.Add(congestion)
-	monitors := &monitorFactory{}
-	ir.Add(monitors)
-	if err := webrtc.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
-		return nil, err
-	}
-	if err := webrtc.ConfigureTWCCSenderWithOptions(me, ir,
-		twcc.SendInterval(100*time.Millisecond), twcc.WithLoggerFactory(logs)); err != nil {
+	if err := webrtc.ConfigureTWCCSenderWithOptions(me, &interceptor.Registry{}); err != nil {
 		return nil, err
 	}
 
@@ -111,14 +88,56 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 	}
 	se.LoggerFactory = logs
 
-	api := &API{API: webrtc.NewAPI(
-		webrtc.WithMediaEngine(me),
-		webrtc.WithInterceptorRegistry(ir),
-		webrtc.WithSettingEngine(se),
-	)}
-	congestion.OnNewPeerConnection(api.onNewGCC)
-	monitors.onNew = api.onNewLink
+	api := &API{me: me, se: se, pace: cfg.Pace, logs: logs}
+	// Build one registry now, so that a bad option fails here rather than
+	// at the first connection.
+	if _, err := api.interceptors(&estimator{}); err != nil {
+		return nil, err
+	}
 	return api, nil
+}
+
+// interceptors builds one connection's interceptor registry, whose
+// bandwidth estimator and link monitor are handed to est as they are made.
+// Per connection, so that each connection's estimator is known to be its
+// own without serializing their creation.
+func (a *API) interceptors(est *estimator) (*interceptor.Registry, error) {
+	ir := &interceptor.Registry{}
+	// Publishers' lost packets are asked for every 20 ms rather than Pion's
+	// 100 ms: a frame waits for its missing packet, and at 100 ms the wait
+	// alone makes a 20 fps viewer count a freeze. The browser answers one
+	// NACK per packet and round trip, so asking often costs only NACKs.
+	gen, err := nack.NewGeneratorInterceptor(nack.WithGeneratorLoggerFactory(a.logs),
+		nack.GeneratorInterval(nackInterval), nack.GeneratorMaxNacksPerPacket(nackTries))
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(gen)
+	if err := webrtc.ConfigureRTCPReportsWithOptions(ir,
+		[]report.ReceiverOption{report.WithReceiverLoggerFactory(a.logs)},
+		report.WithSenderLoggerFactory(a.logs)); err != nil {
+		return nil, err
+	}
+	// The estimator must see each packet after the TWCC header extension
+	// interceptor numbered it, so it is registered first (innermost).
+	congestion, err := newCongestionController(a.pace, a.logs)
+	if err != nil {
+		return nil, err
+	}
+	congestion.OnNewPeerConnection(func(_ string, g cc.BandwidthEstimator) { est.gcc = g })
+	ir.Add(congestion)
+	ir.Add(&monitorFactory{onNew: func(m *linkMonitor) { est.link = m }})
+	hdr, err := twcc.NewHeaderExtensionInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(hdr)
+	fb, err := twcc.NewSenderInterceptor(twcc.SendInterval(100*time.Millisecond), twcc.WithLoggerFactory(a.logs))
+	if err != nil {
+		return nil, err
+	}
+	ir.Add(fb)
+	return ir, nil
 }
 
 var videoFeedback = []webrtc.RTCPFeedback{

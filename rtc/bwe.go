@@ -15,53 +15,60 @@ import (
 // low enough that a weak link is not flooded before feedback arrives, and
 // probing raises it from there.
 const (
-	bweInitial = 600_000
-	bweMin     = 30_000
-	bweMax     = 20_000_000
+	// InitialEstimate is what a new subscriber's link is assumed to carry
+	// before any feedback or probe.
+	InitialEstimate = 600_000
+	bweMin          = 30_000
+	bweMax          = 20_000_000
 )
 
 // Estimator is what a connection's TWCC feedback says of its downstream
 // link: GCC's send-side estimate, and the link monitor's measurements.
 type Estimator interface {
-	// TargetBitrate is GCC's estimate in bit/s.
-	TargetBitrate() int
-	// Congested reports whether the link's packets fill a queue or more
-	// than a tenth of them are lost.
-	Congested() bool
-	// Filling reports a queue the link is filling, before it amounts to
-	// congestion: a probe stops there.
-	Filling() bool
-	// Delivered is the rate at which packets arrived lately, bit/s: while
-	// Congested, what the link carries.
-	Delivered() int
+	// Snapshot is the estimate now, from one look at the feedback history.
+	Snapshot() Estimate
 	// Stats are the estimator's internals, for debug logs.
 	Stats() map[string]any
 }
 
-// API is the webrtc.API with a bandwidth estimator attached to every
-// PeerConnection it makes.
-type API struct {
-	*webrtc.API
+// Estimate is an Estimator's view at one instant.
+type Estimate struct {
+	// Target is GCC's estimate in bit/s.
+	Target int
+	// Congested reports whether the link's packets fill a queue or more
+	// than a tenth of them are lost.
+	Congested bool
+	// Filling reports a queue the link is filling, before it amounts to
+	// congestion: a probe stops there.
+	Filling bool
+	// Delivered is the rate at which packets arrived lately, bit/s: while
+	// Congested, what the link carries.
+	Delivered int
+}
 
-	mu       sync.Mutex // serializes NewPeerConnection so each call gets its own estimator
-	lastGCC  cc.BandwidthEstimator
-	lastLink *linkMonitor
+// API makes the server's PeerConnections, each with its interceptors and a
+// bandwidth estimator of its own.
+type API struct {
+	me   *webrtc.MediaEngine
+	se   webrtc.SettingEngine
+	pace bool
+	logs zapLoggerFactory
 }
 
 // NewPeerConnection makes a PeerConnection and returns its estimator.
 func (a *API) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConnection, Estimator, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.lastGCC, a.lastLink = nil, nil
-	pc, err := a.API.NewPeerConnection(cfg)
+	est := &estimator{}
+	ir, err := a.interceptors(est)
 	if err != nil {
 		return nil, nil, err
 	}
-	return pc, &estimator{gcc: a.lastGCC, link: a.lastLink}, nil
+	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(a.me), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(a.se)).NewPeerConnection(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pc, est, nil
 }
-
-func (a *API) onNewGCC(_ string, est cc.BandwidthEstimator) { a.lastGCC = est }
-func (a *API) onNewLink(m *linkMonitor)                     { a.lastLink = m }
 
 // heavyLoss is the loss share above which a link counts as congested
 // (GCC's loss controller also starts cutting there).
@@ -75,29 +82,20 @@ type estimator struct {
 	link *linkMonitor
 }
 
-func (e *estimator) TargetBitrate() int {
-	if e.gcc == nil {
-		return bweMax
+func (e *estimator) Snapshot() Estimate {
+	est := Estimate{Target: bweMax, Delivered: bweMax}
+	if e.gcc != nil {
+		est.Target = e.gcc.GetTargetBitrate()
 	}
-	return e.gcc.GetTargetBitrate()
-}
-
-func (e *estimator) Congested() bool {
-	return e.link != nil && e.link.state().Congested()
-}
-
-func (e *estimator) Filling() bool {
-	return e.link != nil && e.link.state().Filling()
-}
-
-func (e *estimator) Delivered() int {
 	if e.link == nil {
-		return bweMax
+		return est
 	}
-	if d := e.link.state().Delivered; d > 0 {
-		return d
+	st := e.link.state()
+	est.Congested, est.Filling, est.Delivered = st.Congested(), st.Filling(), st.Delivered
+	if est.Delivered <= 0 {
+		est.Delivered = est.Target
 	}
-	return e.TargetBitrate()
+	return est
 }
 
 func (e *estimator) Stats() map[string]any {
@@ -120,7 +118,7 @@ func (e *estimator) Stats() map[string]any {
 func newCongestionController(pace bool, logs zapLoggerFactory) (*cc.InterceptorFactory, error) {
 	return cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 		opts := []gcc.Option{
-			gcc.SendSideBWEInitialBitrate(bweInitial),
+			gcc.SendSideBWEInitialBitrate(InitialEstimate),
 			gcc.SendSideBWEMinBitrate(bweMin),
 			gcc.SendSideBWEMaxBitrate(bweMax),
 			gcc.WithLoggerFactory(logs),

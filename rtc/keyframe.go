@@ -45,41 +45,11 @@ func IsKeyframeStart(c Codec, payload []byte) bool {
 	return false
 }
 
-// vp8KeyframeStart parses the VP8 payload descriptor (RFC 7741 section 4.2)
-// and the first byte of the VP8 frame header, whose low bit is 0 for a
-// keyframe.
+// vp8KeyframeStart reads the VP8 payload descriptor and the first byte of
+// the VP8 frame header, whose low bit is 0 for a keyframe.
 func vp8KeyframeStart(p []byte) bool {
-	if len(p) < 1 {
-		return false
-	}
-	// S bit set and partition index 0: start of a frame.
-	if p[0]&0x10 == 0 || p[0]&0x07 != 0 {
-		return false
-	}
-	i := 1
-	if p[0]&0x80 != 0 { // X: extension byte follows
-		if len(p) < 2 {
-			return false
-		}
-		x := p[1]
-		i = 2
-		if x&0x80 != 0 { // I: PictureID, 7 or 15 bits
-			if len(p) <= i {
-				return false
-			}
-			if p[i]&0x80 != 0 {
-				i++
-			}
-			i++
-		}
-		if x&0x40 != 0 { // L: TL0PICIDX
-			i++
-		}
-		if x&0x30 != 0 { // T or K: TID/Y/KEYIDX byte
-			i++
-		}
-	}
-	return len(p) > i && p[i]&0x01 == 0
+	d, ok := ParseVP8(p)
+	return ok && d.Keyframe
 }
 
 // vp9KeyframeStart reads the flexible/non-flexible VP9 descriptor

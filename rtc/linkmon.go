@@ -9,6 +9,8 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
+
+	"github.com/switchboard-sfu/switchboard/internal/clock"
 )
 
 // A linkMonitor reads a connection's TWCC feedback for three plain facts
@@ -25,6 +27,7 @@ import (
 // does carry. Receiver reports add the round trip and, for receivers that
 // send no TWCC feedback, the loss.
 type linkMonitor struct {
+	clock clock.Clock
 	mu    sync.Mutex
 	ext   uint8 // the TWCC header extension's ID, 0 until a stream uses it
 	epoch time.Time
@@ -86,11 +89,11 @@ const (
 	rrWindow = 3 * time.Second
 )
 
-func newLinkMonitor() *linkMonitor {
-	return &linkMonitor{epoch: time.Now(), baseCur: -1, basePrev: -1}
+func newLinkMonitor(c clock.Clock) *linkMonitor {
+	return &linkMonitor{clock: c, epoch: c.Now(), baseCur: -1, basePrev: -1}
 }
 
-func (m *linkMonitor) now() int64 { return int64(time.Since(m.epoch)) }
+func (m *linkMonitor) now() int64 { return int64(m.clock.Now().Sub(m.epoch)) }
 
 // useExtension starts recording packets numbered with header extension id.
 func (m *linkMonitor) useExtension(id uint8) {
@@ -327,7 +330,7 @@ type monitorFactory struct {
 }
 
 func (f *monitorFactory) NewInterceptor(string) (interceptor.Interceptor, error) {
-	m := newLinkMonitor()
+	m := newLinkMonitor(clock.Real{})
 	if f.onNew != nil {
 		f.onNew(m)
 	}
@@ -374,7 +377,7 @@ func (i *monitorInterceptor) BindRTCPReader(r interceptor.RTCPReader) intercepto
 			case *rtcp.TransportLayerCC:
 				i.m.onFeedback(p)
 			case *rtcp.ReceiverReport:
-				i.m.onReceiverReport(p.Reports, time.Now())
+				i.m.onReceiverReport(p.Reports, i.m.clock.Now())
 			}
 		}
 		return n, a, err

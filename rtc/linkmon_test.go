@@ -6,6 +6,8 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+
+	"github.com/switchboard-sfu/switchboard/internal/clock"
 )
 
 // feed sends count packets of size bytes, one every gap, and reports them
@@ -48,10 +50,17 @@ func feed(m *linkMonitor, seq *uint16, start time.Duration, count, size int, gap
 }
 
 func newTestMonitor() (*linkMonitor, *uint16) {
-	m := newLinkMonitor()
+	m, _, seq := newTestMonitorAt()
+	return m, seq
+}
+
+// newTestMonitorAt is newTestMonitor with the fake clock it runs on.
+func newTestMonitorAt() (*linkMonitor, *clock.Fake, *uint16) {
+	c := clock.NewFake(time.Unix(1_700_000_000, 0))
+	m := newLinkMonitor(c)
 	m.useExtension(5)
 	var seq uint16 = 65000 // wraps during the test
-	return m, &seq
+	return m, c, &seq
 }
 
 // 1,000-byte packets every 4 ms: 2 Mbit/s.
@@ -174,8 +183,8 @@ func BenchmarkLinkMonitorSend(b *testing.B) {
 // Receiver reports give the round trip and, where TWCC feedback is
 // missing, the loss that counts as congestion.
 func TestLinkMonitorReceiverReports(t *testing.T) {
-	m, _ := newTestMonitor()
-	now := time.Now()
+	m, c, _ := newTestMonitorAt()
+	now := c.Now()
 	// Our sender report went out 300 ms ago; the receiver held it 100 ms.
 	sr := ntpCompact(now.Add(-300 * time.Millisecond))
 	m.onReceiverReport([]rtcp.ReceptionReport{
@@ -192,5 +201,30 @@ func TestLinkMonitorReceiverReports(t *testing.T) {
 	m.onReceiverReport([]rtcp.ReceptionReport{{SSRC: 1, FractionLost: 5}, {SSRC: 2, FractionLost: 10}}, now)
 	if st := m.state(); st.Congested() {
 		t.Errorf("%+v: 4%% reported loss is not congestion", st)
+	}
+}
+
+// Facts go stale: without feedback for staleFeedback the queue and loss it
+// showed no longer count, and a loss report only for rrWindow.
+func TestLinkMonitorStale(t *testing.T) {
+	m, c, seq := newTestMonitorAt()
+	// 30% of the packets lost: congested while the feedback is fresh.
+	feed(m, seq, 0, 200, testSize, testGap, func(i int) time.Duration {
+		if i%10 < 3 {
+			return -1
+		}
+		return time.Duration(i) * testGap
+	})
+	m.onReceiverReport([]rtcp.ReceptionReport{{SSRC: 1, FractionLost: 64}}, c.Now())
+	if st := m.state(); !st.Fresh || !st.Congested() {
+		t.Fatalf("%+v: want fresh and congested", st)
+	}
+	c.Advance(staleFeedback)
+	if st := m.state(); st.Fresh || !st.Congested() || st.ReportedLoss != 0.25 {
+		t.Errorf("%+v after %v without feedback: want stale, congested by the 25%% reported loss", st, staleFeedback)
+	}
+	c.Advance(rrWindow - staleFeedback)
+	if st := m.state(); st.Congested() || st.ReportedLoss != 0 {
+		t.Errorf("%+v after %v without reports: want the loss report over", st, rrWindow)
 	}
 }

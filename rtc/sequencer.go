@@ -13,15 +13,13 @@ const SequencerSize = 1024
 
 // SentPacket is what one outgoing sequence number carried.
 type SentPacket struct {
-	OutSN     uint16
-	InSN      uint16
-	Layer     int8 // which source (simulcast layer) the packet came from
-	Padding   bool // inserted by the server; resend as padding
-	valid     bool
-	TS        uint32
-	PictureID uint16
-	TL0       uint8
-	KeyIdx    uint8
+	OutSN   uint16
+	InSN    uint16
+	Layer   int8 // which source (simulcast layer) the packet came from
+	Padding bool // inserted by the server; resend as padding
+	valid   bool
+	TS      uint32
+	Munged  Munged // the codec's numbers, as the Munger wrote them
 }
 
 // Push records a sent packet.

@@ -85,6 +85,16 @@ func ParseVP8(p []byte) (d VP8Descriptor, ok bool) {
 	return d, true
 }
 
+// vp8FrameSize reads the frame size from a VP8 keyframe's header (RFC 6386
+// section 9.1): 3-byte frame tag, start code 9d 01 2a, 14-bit width and
+// height.
+func vp8FrameSize(frame []byte) (width, height uint16, ok bool) {
+	if len(frame) < 10 || frame[3] != 0x9d || frame[4] != 0x01 || frame[5] != 0x2a {
+		return 0, 0, false
+	}
+	return uint16(frame[6]) | uint16(frame[7]&0x3f)<<8, uint16(frame[8]) | uint16(frame[9]&0x3f)<<8, true
+}
+
 // Write stores new PictureID, TL0PICIDX and KEYIDX into payload p, which
 // must be the payload d was parsed from (or a copy of it).
 func (d *VP8Descriptor) Write(p []byte, pictureID uint16, tl0 uint8, keyIdx uint8) {
@@ -104,7 +114,7 @@ func (d *VP8Descriptor) Write(p []byte, pictureID uint16, tl0 uint8, keyIdx uint
 	}
 }
 
-// VP8Munger keeps one subscriber's PictureID, TL0PICIDX and KEYIDX
+// VP8Munger is VP8's Munger. It keeps one subscriber's PictureID, TL0PICIDX and KEYIDX
 // continuous while the server switches it between simulcast layers (each
 // with its own numbering) and drops temporal layers: a decoder that sees a
 // gap in PictureIDs assumes a lost frame and asks for a keyframe.
@@ -141,9 +151,44 @@ const (
 // picNewer reports whether 15-bit PictureID a is after b.
 func picNewer(a, b uint16) bool { return int16((a-b)<<1) > 0 }
 
-// Start maps the picture d (the first packet of a keyframe of the new
-// source) to the picture after the last one sent.
-func (m *VP8Munger) Start(d *VP8Descriptor) {
+// Start maps the picture of info's packet (the first packet of a keyframe
+// of the new source) to the picture after the last one sent.
+func (m *VP8Munger) Start(info *PayloadInfo) {
+	if info.isVP8 {
+		m.start(&info.vp8)
+	}
+}
+
+// Drop accounts for a packet that is not forwarded (a dropped temporal
+// layer): the pictures after it move down by one.
+func (m *VP8Munger) Drop(info *PayloadInfo) {
+	if info.isVP8 {
+		m.drop(&info.vp8)
+	}
+}
+
+// Rewrite copies payload into buf with its PictureID, TL0PICIDX and KEYIDX
+// rewritten; a payload that is not VP8 is sent as it is.
+func (m *VP8Munger) Rewrite(info *PayloadInfo, payload, buf []byte) ([]byte, Munged) {
+	if !info.isVP8 {
+		return payload, Munged{}
+	}
+	var w Munged
+	w.PictureID, w.TL0, w.KeyIdx = m.rewrite(&info.vp8)
+	out := buf[:len(payload)]
+	copy(out, payload)
+	info.vp8.Write(out, w.PictureID, w.TL0, w.KeyIdx)
+	return out, w
+}
+
+// Restore writes w into payload's descriptor.
+func (*VP8Munger) Restore(payload []byte, w Munged) {
+	if d, ok := ParseVP8(payload); ok {
+		d.Write(payload, w.PictureID, w.TL0, w.KeyIdx)
+	}
+}
+
+func (m *VP8Munger) start(d *VP8Descriptor) {
 	if !m.started {
 		m.started = true
 		m.lastPic, m.lastTL0, m.lastKey = d.PictureID-1, d.TL0PICIDX-1, d.KeyIdx-1
@@ -161,9 +206,7 @@ func (m *VP8Munger) record(from uint16) {
 	m.nchange++
 }
 
-// Drop accounts for a packet that is not forwarded (a dropped temporal
-// layer): the pictures after it move down by one.
-func (m *VP8Munger) Drop(d *VP8Descriptor) {
+func (m *VP8Munger) drop(d *VP8Descriptor) {
 	if !m.started || !d.HasPicture || (m.haveDropped && m.dropped == d.PictureID) {
 		return
 	}
@@ -189,8 +232,8 @@ func (m *VP8Munger) offsetFor(pic uint16) uint16 {
 	return m.picOffset
 }
 
-// Rewrite returns the outgoing PictureID, TL0PICIDX and KEYIDX for d.
-func (m *VP8Munger) Rewrite(d *VP8Descriptor) (pic uint16, tl0 uint8, keyIdx uint8) {
+// rewrite returns the outgoing PictureID, TL0PICIDX and KEYIDX for d.
+func (m *VP8Munger) rewrite(d *VP8Descriptor) (pic uint16, tl0 uint8, keyIdx uint8) {
 	pic = (d.PictureID + m.offsetFor(d.PictureID)) & picMask
 	if !d.WidePicture {
 		pic &= 0x7f

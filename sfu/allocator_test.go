@@ -217,7 +217,7 @@ func TestTrackOptions(t *testing.T) {
 					t.Fatalf("h width %d after its keyframe, want %d", w, tc.hWidth)
 				}
 			}
-			opts := fw.track.options(tc.maxWidth)
+			opts := fw.track.options(fw.clock.Now(), tc.maxWidth)
 			if got := optsOf(opts); !slices.Equal(got, tc.want) {
 				t.Fatalf("options(%d) = %v, want %v", tc.maxWidth, got, tc.want)
 			}
@@ -238,9 +238,11 @@ func TestTrackOptionsMeasured(t *testing.T) {
 	fw := newFwd(t, fwdConfig{layers: 3, bind: true})
 	q, h, f := fw.layer(0), fw.layer(1), fw.layer(2)
 	q.temporal.Store(true)
-	now := time.Now()
-	since := now.Add(-rateWindow)
-	fw.track.rateAt = since
+	since := fw.clock.Now()
+	if opts := fw.track.options(since, 0); opts[0].bitrate != nominalBitrate[0] {
+		t.Fatalf("first measurement: q costs %d, want nominal %d", opts[0].bitrate, nominalBitrate[0])
+	}
+	now := since.Add(rateWindow + 500*time.Millisecond)
 	q.lastPacket.Store(now.UnixNano())
 	h.lastPacket.Store(now.Add(-2 * liveTimeout).UnixNano())
 	h.bytes[3].Store(1_000_000) // long ago
@@ -251,9 +253,9 @@ func TestTrackOptionsMeasured(t *testing.T) {
 	}
 	f.bytes[3].Store(250_000)
 
-	opts := fw.track.options(0)
-	// rates divides by the window as it found it.
-	secs := fw.track.rateAt.Sub(since).Seconds()
+	opts := fw.track.options(now, 0)
+	// rates divides by the time since its last measurement.
+	secs := now.Sub(since).Seconds()
 	rate := func(n uint64) int { return int(float64(n) * 8 / secs) }
 	q0 := rate(qBytes[0]) + rate(qBytes[3])
 	want := []int{q0, q0 + rate(qBytes[1]), q0 + rate(qBytes[1]) + rate(qBytes[2]), nominalBitrate[1], rate(250_000)}

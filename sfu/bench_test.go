@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -52,7 +53,7 @@ func BenchmarkForward(b *testing.B) {
 			pkt := packet{layer: 0, header: &hdr}
 			buf := make([]byte, 1500)
 			n := copy(buf, key.raw)
-			track.route(l, buf[:n], &pkt) // starts every down-track
+			track.route(l, buf[:n], time.Now(), &pkt) // starts every down-track
 			n = copy(buf, inter.raw)
 			raw := buf[:n]
 			sn, ts, pic := inter.sn, inter.ts, inter.pic
@@ -67,7 +68,7 @@ func BenchmarkForward(b *testing.B) {
 				binary.BigEndian.PutUint16(raw[2:], sn)
 				binary.BigEndian.PutUint32(raw[4:], ts)
 				binary.BigEndian.PutUint16(raw[rtpHeaderSize+2:], 0x8000|pic)
-				track.route(l, raw, &pkt)
+				track.route(l, raw, time.Now(), &pkt) // the forwarding loop reads the clock per packet
 			}
 			b.StopTimer()
 			for i, w := range writers {

@@ -3,7 +3,6 @@ package sfu
 import (
 	"errors"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"time"
 
@@ -34,19 +33,19 @@ type DownTrack struct {
 	ssrc     uint32
 	pt       uint8
 	rewriter *rtc.Rewriter
-	vp8      rtc.VP8Munger
+	munger   rtc.Munger // the codec's numbering in the payload
 	seq      rtc.Sequencer
 	// current is the layer being forwarded, target the one wanted (-1:
 	// none, the video is paused). A switch happens at a keyframe of target.
-	current, target   int
-	temporal          uint8 // highest temporal layer forwarded
-	targetTemporal    uint8 // applied at the next base-layer frame
-	lastSent          time.Time
-	onChange          func() // told when current changes; set once before bind
-	maxWidth, visible int    // the subscriber's tile: max width in pixels; visible != 0
+	current, target int
+	temporal        uint8 // highest temporal layer forwarded
+	targetTemporal  uint8 // applied at the next base-layer frame
+	lastSent        time.Time
+	onChange        func() // told when current changes; set once before bind
+	tile            tile   // how the subscriber shows the video
 
 	// Per source layer, because each layer's loop writes concurrently: the
-	// outgoing header, the payload copy whose VP8 descriptor is rewritten,
+	// outgoing header, the payload copy the munger rewrites,
 	// and the header extensions the TWCC interceptor fills in. Kept here so
 	// that forwarding a packet allocates nothing.
 	hdr     [maxLayers]rtp.Header
@@ -64,10 +63,11 @@ func newDownTrack(src *Track, subscriber *Participant) *DownTrack {
 		subscriber: subscriber,
 		log:        subscriber.log.With(zap.String("track", src.info.ID)),
 		rewriter:   rtc.NewRewriter(uint16(rand.Uint32()), rand.Uint32()),
+		munger:     rtc.NewMunger(src.codec),
 		current:    -1,
 		target:     0,
 		temporal:   allTemporal,
-		visible:    1,
+		tile:       tile{visible: true},
 	}
 	d.targetTemporal = d.temporal
 	if src.info.Kind == webrtc.RTPCodecTypeVideo {
@@ -95,7 +95,7 @@ var errNoCodec = errors.New("subscriber does not support the publisher's codec")
 
 // Bind is called by Pion once the subscriber's answer fixed the codec.
 func (d *DownTrack) Bind(ctx webrtc.TrackLocalContext) (webrtc.RTPCodecParameters, error) {
-	codec, ok := matchCodec(d.src.cap, ctx.CodecParameters())
+	codec, ok := rtc.MatchCodec(d.src.cap, ctx.CodecParameters())
 	if !ok {
 		d.log.Warn("cannot forward track", zap.String("codec", d.src.cap.MimeType), zap.Error(errNoCodec))
 		return webrtc.RTPCodecParameters{}, errNoCodec
@@ -163,7 +163,7 @@ func (d *DownTrack) writeRTP(p *packet) {
 	}
 	switched := false
 	if p.layer != d.current {
-		if p.layer != d.target || !(p.keyframe || d.src.info.Kind == webrtc.RTPCodecTypeAudio) {
+		if p.layer != d.target || !(p.info.Keyframe || d.src.info.Kind == webrtc.RTPCodecTypeAudio) {
 			wantKeyframe := d.target == p.layer && d.target != d.current
 			d.mu.Unlock()
 			if wantKeyframe {
@@ -173,23 +173,21 @@ func (d *DownTrack) writeRTP(p *packet) {
 		}
 		// Switch (or start) at this keyframe, a little after the last
 		// packet sent so the receiver's jitter buffer sees time move on.
-		d.rewriter.Start(h.SequenceNumber, h.Timestamp, d.timestampGap())
-		if p.isVP8 {
-			d.vp8.Start(&p.vp8)
-		}
+		d.rewriter.Start(h.SequenceNumber, h.Timestamp, d.timestampGap(p.at))
+		d.munger.Start(&p.info)
 		d.current, d.temporal = p.layer, d.targetTemporal
 		d.stats.layerSwitches.Add(1)
 		switched = true
 	}
-	if p.isVP8 && p.vp8.HasTID {
+	if p.info.HasTID {
 		// Raising the temporal layer waits for a base-layer frame: a higher
 		// layer frame may reference one that was not forwarded.
-		if p.vp8.TID == 0 && p.vp8.Start {
+		if p.info.TID == 0 && p.info.FrameStart {
 			d.temporal = d.targetTemporal
 		}
-		if p.vp8.TID > d.temporal {
+		if p.info.TID > d.temporal {
 			d.rewriter.Drop(h.SequenceNumber)
-			d.vp8.Drop(&p.vp8)
+			d.munger.Drop(&p.info)
 			d.mu.Unlock()
 			return
 		}
@@ -199,16 +197,8 @@ func (d *DownTrack) writeRTP(p *packet) {
 		d.mu.Unlock()
 		return
 	}
-	payload := p.payload
-	sent := rtc.SentPacket{OutSN: sn, InSN: h.SequenceNumber, Layer: int8(p.layer), TS: ts}
-	if p.isVP8 {
-		sent.PictureID, sent.TL0, sent.KeyIdx = d.vp8.Rewrite(&p.vp8)
-		buf := d.payload[p.layer][:len(payload)]
-		copy(buf, payload)
-		p.vp8.Write(buf, sent.PictureID, sent.TL0, sent.KeyIdx)
-		payload = buf
-	}
-	d.seq.Push(sent)
+	payload, munged := d.munger.Rewrite(&p.info, p.payload, d.payload[p.layer][:])
+	d.seq.Push(rtc.SentPacket{OutSN: sn, InSN: h.SequenceNumber, Layer: int8(p.layer), TS: ts, Munged: munged})
 	d.lastSent = p.at
 	out := &d.hdr[p.layer]
 	*out = rtp.Header{
@@ -240,13 +230,14 @@ func (d *DownTrack) writeRTP(p *packet) {
 	}
 }
 
-// timestampGap is the wall-clock time since the last packet sent, in RTP
-// clock units (at least one tick), so a switch keeps time continuous.
-func (d *DownTrack) timestampGap() uint32 {
+// timestampGap is the time from the last packet sent to now, when the
+// packet that switches arrived, in RTP clock units (at least one tick), so
+// a switch keeps time continuous.
+func (d *DownTrack) timestampGap(now time.Time) uint32 {
 	if d.lastSent.IsZero() {
 		return 1
 	}
-	gap := time.Since(d.lastSent).Seconds() * float64(d.src.cap.ClockRate)
+	gap := now.Sub(d.lastSent).Seconds() * float64(d.src.cap.ClockRate)
 	return uint32(max(1, min(gap, float64(10*d.src.cap.ClockRate))))
 }
 
@@ -335,11 +326,7 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 			if !ok {
 				continue
 			}
-			if d.src.codec == rtc.CodecVP8 {
-				if desc, ok := rtc.ParseVP8(payload); ok {
-					desc.Write(payload, sent.PictureID, sent.TL0, sent.KeyIdx)
-				}
-			}
+			d.munger.Restore(payload, sent.Munged)
 			out := rtp.Header{Version: 2, Padding: pad > 0, PaddingSize: pad, Marker: h.Marker, PayloadType: pt,
 				SequenceNumber: outSN, Timestamp: sent.TS, SSRC: ssrc, Extensions: ext[:0]}
 			if _, err := w.WriteRTP(&out, payload); err != nil {
@@ -351,47 +338,4 @@ func (d *DownTrack) retransmit(nack *rtcp.TransportLayerNack) {
 			}
 		}
 	}
-}
-
-// matchCodec picks the subscriber's codec for the publisher's: same MIME
-// type and, where it changes the bitstream, the same profile and
-// packetization.
-func matchCodec(want webrtc.RTPCodecCapability, have []webrtc.RTPCodecParameters) (webrtc.RTPCodecParameters, bool) {
-	for _, c := range have {
-		if !strings.EqualFold(c.MimeType, want.MimeType) {
-			continue
-		}
-		switch strings.ToLower(want.MimeType) {
-		case "video/h264":
-			if fmtp(c.SDPFmtpLine, "packetization-mode") != fmtp(want.SDPFmtpLine, "packetization-mode") ||
-				!sameH264Profile(fmtp(c.SDPFmtpLine, "profile-level-id"), fmtp(want.SDPFmtpLine, "profile-level-id")) {
-				continue
-			}
-		case "video/vp9":
-			if fmtp(c.SDPFmtpLine, "profile-id") != fmtp(want.SDPFmtpLine, "profile-id") {
-				continue
-			}
-		}
-		return c, true
-	}
-	return webrtc.RTPCodecParameters{}, false
-}
-
-// sameH264Profile compares profile_idc, the first byte of profile-level-id;
-// the level may differ (level-asymmetry-allowed).
-func sameH264Profile(a, b string) bool {
-	if len(a) < 2 || len(b) < 2 {
-		return a == b
-	}
-	return strings.EqualFold(a[:2], b[:2])
-}
-
-func fmtp(line, key string) string {
-	for _, kv := range strings.Split(line, ";") {
-		k, v, _ := strings.Cut(strings.TrimSpace(kv), "=")
-		if strings.EqualFold(k, key) {
-			return v
-		}
-	}
-	return ""
 }

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
@@ -52,7 +53,7 @@ func TestFanoutManyDownTracks(t *testing.T) {
 	buf := make([]byte, 1500)
 	for i := range packets {
 		p := src.frame(i == 0, 0, 1)[0]
-		track.route(l, buf[:copy(buf, p.raw)], &pkt)
+		track.route(l, buf[:copy(buf, p.raw)], time.Now(), &pkt)
 	}
 	if got := len(l.fanout.jobs); got == 0 && runtime.GOMAXPROCS(0) > 1 {
 		t.Errorf("%d down-tracks were written by one goroutine", subs)

@@ -165,7 +165,8 @@ func switchScenario(f *fwd) (want []inPkt, switches []int) {
 	for _, sw := range []struct{ from, to int }{{0, 1}, {1, 0}} {
 		before := f.plis.count(layerSSRC(sw.to))
 		f.d.setTarget(sw.to, allTemporal)
-		if !f.plis.waitFor(layerSSRC(sw.to), before+1) {
+		f.keyframeRequestDue()
+		if f.plis.count(layerSSRC(sw.to)) < before+1 {
 			t.Errorf("no PLI for layer %d after setTarget(%d)", sw.to, sw.to)
 		}
 		for range 3 {
@@ -175,7 +176,7 @@ func switchScenario(f *fwd) (want []inPkt, switches []int) {
 		if cur, _ := f.d.Layer(); cur != sw.from {
 			t.Errorf("Layer() = %d before %d's keyframe, want %d", cur, sw.to, sw.from)
 		}
-		time.Sleep(20 * time.Millisecond) // a timestamp gap worth measuring
+		f.clock.Advance(20 * time.Millisecond) // a timestamp gap worth measuring
 		switches = append(switches, len(want))
 		step(sw.to, true, true)
 		step(sw.from, false, false)
@@ -629,11 +630,12 @@ func TestPause(t *testing.T) {
 
 			pliBefore := f.plis.count(layerSSRC(resumeAt))
 			f.d.setTarget(resumeAt, allTemporal)
-			if !f.plis.waitFor(layerSSRC(resumeAt), pliBefore+1) {
+			f.keyframeRequestDue()
+			if f.plis.count(layerSSRC(resumeAt)) < pliBefore+1 {
 				t.Errorf("no PLI for layer %d on resume", resumeAt)
 			}
 			f.frames(resumeAt, 2, 2, false)
-			time.Sleep(10 * time.Millisecond)
+			f.clock.Advance(10 * time.Millisecond)
 			resume := len(want)
 			want = append(want, f.frames(resumeAt, 4, 2, true)...)
 
@@ -669,7 +671,7 @@ func TestForwardConcurrent(t *testing.T) {
 			for i := range 400 {
 				for _, p := range f.src[l].frame(i%20 == 0, 0, 2) {
 					n := copy(buf, p.raw)
-					f.track.route(f.layer(l), buf[:n], &pkt)
+					f.track.route(f.layer(l), buf[:n], f.clock.Now(), &pkt)
 				}
 			}
 		}()
@@ -729,13 +731,15 @@ func TestForwardSwitchRacesSetTarget(t *testing.T) {
 	f := newFwd(t, fwdConfig{layers: 2, bind: true})
 	f.frames(0, 2, 1, true)
 	f.d.setTarget(1, allTemporal)
+	start := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		<-start
 		f.frames(1, 1, 1, true) // the switch
 	}()
-	// Long enough for the switch to be over, without synchronizing with it.
-	time.Sleep(20 * time.Millisecond)
+	// Released together, nothing orders the switch and the retarget.
+	close(start)
 	f.d.setTarget(1, 1)
 	<-done
 	if cur, _ := f.d.Layer(); cur != 1 {

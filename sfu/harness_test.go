@@ -13,6 +13,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
+	"github.com/switchboard-sfu/switchboard/internal/clock"
 	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
@@ -189,19 +190,6 @@ func (l *pliLog) count(ssrc uint32) int {
 	return n
 }
 
-// waitFor waits for the n-th PLI for ssrc; a request within keyframeInterval
-// of the last one is only sent when the interval ends.
-func (l *pliLog) waitFor(ssrc uint32, n int) bool {
-	deadline := time.Now().Add(2 * keyframeInterval)
-	for time.Now().Before(deadline) {
-		if l.count(ssrc) >= n {
-			return true
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return l.count(ssrc) >= n
-}
-
 // bindCtx is what Pion hands a TrackLocal when the subscriber's answer fixed
 // the codec.
 type bindCtx struct {
@@ -230,6 +218,7 @@ type fwd struct {
 	d     *DownTrack
 	w     *recWriter
 	plis  *pliLog
+	clock *clock.Fake // the track's; packets arrive at its time
 	src   [maxLayers]*vp8Source
 	// Reused across packets like the forwarding loop's own, so that a
 	// down-track keeping a reference past route would see it overwritten.
@@ -237,8 +226,7 @@ type fwd struct {
 	hdr  [maxLayers]rtp.Header
 	buf  [maxLayers][1500]byte
 	sent map[pktKey]inPkt
-	// wall time around each route call, to bound the timestamp gap at a switch
-	before, after map[pktKey]time.Time
+	at   map[pktKey]time.Time // when each packet arrived, to check the timestamp gap at a switch
 }
 
 type fwdConfig struct {
@@ -250,10 +238,11 @@ type fwdConfig struct {
 
 func newFwd(tb testing.TB, cfg fwdConfig) *fwd {
 	tb.Helper()
-	f := &fwd{t: tb, w: &recWriter{}, plis: &pliLog{}, sent: map[pktKey]inPkt{},
-		before: map[pktKey]time.Time{}, after: map[pktKey]time.Time{}}
+	f := &fwd{t: tb, w: &recWriter{}, plis: &pliLog{}, clock: clock.NewFake(time.Unix(1_700_000_000, 0)),
+		sent: map[pktKey]inPkt{}, at: map[pktKey]time.Time{}}
 	info := TrackInfo{ID: "t", Participant: "p", Kind: webrtc.RTPCodecTypeVideo, Codec: webrtc.MimeTypeVP8}
 	f.track = newTrack(info, "1", vp8Codec, f.plis.write, zap.NewNop())
+	f.track.clock = f.clock
 	for i := range cfg.layers {
 		l := &layer{index: i, rid: layerRIDs[i], ssrc: layerSSRC(i), cache: &rtc.PacketCache{}}
 		f.track.layers[i].Store(l)
@@ -298,9 +287,8 @@ func (f *fwd) send(pkts ...inPkt) {
 			f.sent[k] = p
 		}
 		n := copy(f.buf[p.layer][:], p.raw)
-		f.before[k] = time.Now()
-		f.track.route(f.layer(p.layer), f.buf[p.layer][:n], &f.pkt[p.layer])
-		f.after[k] = time.Now()
+		f.at[k] = f.clock.Now()
+		f.track.route(f.layer(p.layer), f.buf[p.layer][:n], f.at[k], &f.pkt[p.layer])
 	}
 }
 
@@ -490,9 +478,13 @@ func (f *fwd) check(outs []written, c streamCheck) {
 }
 
 // tsGapBounds is the range of timestampGap for a switch at cur after the
-// packet prev was sent: the wall time between them in 90 kHz ticks, at least 1.
+// packet prev was sent: the time between their arrivals in 90 kHz ticks
+// (at least 1), give or take a tick of rounding.
 func (f *fwd) tsGapBounds(prev, cur pktKey) (lo, hi uint32) {
-	lo = uint32(max(1, f.before[cur].Sub(f.after[prev]).Seconds()*90000))
-	hi = uint32(f.after[cur].Sub(f.before[prev]).Seconds()*90000) + 1
-	return lo, hi
+	ticks := f.at[cur].Sub(f.at[prev]) * 90000 / time.Second
+	return uint32(max(1, ticks-1)), uint32(max(1, ticks+1))
 }
+
+// keyframeRequestDue moves time on to when a keyframe request merged into
+// the last one is sent.
+func (f *fwd) keyframeRequestDue() { f.clock.Advance(keyframeInterval) }

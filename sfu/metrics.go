@@ -90,10 +90,11 @@ func (rs *Rooms) Collect(ch chan<- prometheus.Metric) {
 		r.mu.Lock()
 		participants += len(r.participants)
 		for _, p := range r.participants {
-			if p.bwe.Congested() {
+			e := p.bwe.Snapshot()
+			if e.Congested {
 				congested++
 			}
-			est := float64(p.bwe.TargetBitrate())
+			est := float64(e.Target)
 			bweCount++
 			bweSum += est
 			for _, b := range bweBuckets {

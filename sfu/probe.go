@@ -41,10 +41,7 @@ type prober struct {
 }
 
 const (
-	// initialAssumed is what a new subscriber's link is assumed to carry
-	// before any probe.
-	initialAssumed = 600_000
-	probeRamp      = time.Second
+	probeRamp = time.Second
 	// probeDelivered is the share of a probe's rate that must arrive.
 	// It is a sanity check (the padding went out and arrived): a queue or
 	// loss is what shows a link too narrow, and rates measured over half a
@@ -75,21 +72,22 @@ const (
 )
 
 // tick sends one interval's padding and judges the probe.
-func (pr *prober) tick(now time.Time, est rtc.Estimator) probeResult {
+func (pr *prober) tick(now time.Time, e rtc.Estimator) probeResult {
 	if !pr.on {
 		return probeFailed
 	}
+	est := e.Snapshot()
 	fail := func() probeResult {
 		pr.on, pr.pad = false, nil
 		pr.failures++
 		pr.next = now.Add(min(probeAfterFailure<<(pr.failures-1), maxProbeBackoff))
 		return probeFailed
 	}
-	if est.Congested() || est.Filling() {
+	if est.Congested || est.Filling {
 		return fail()
 	}
 	if now.After(pr.until) {
-		if float64(est.Delivered()) < probeDelivered*float64(pr.target) {
+		if float64(est.Delivered) < probeDelivered*float64(pr.target) {
 			return fail()
 		}
 		pr.on, pr.pad, pr.failures = false, nil, 0
@@ -111,14 +109,15 @@ func (pr *prober) tick(now time.Time, est rtc.Estimator) probeResult {
 // whose estimate lags behind a link that carries little (it may never grow
 // past 1.5 times what is sent) and drifts up on one it cannot judge; GCC
 // counts, capped by the starting assumption, until a probe has spoken.
-func (pr *prober) estimates(est rtc.Estimator) (keep, up int) {
+func (pr *prober) estimates(e rtc.Estimator) (keep, up int) {
+	est := e.Snapshot()
 	if pr.assumed == 0 {
-		pr.assumed = initialAssumed
+		pr.assumed = rtc.InitialEstimate
 	}
-	gcc := est.TargetBitrate()
-	if est.Congested() {
+	gcc := est.Target
+	if est.Congested {
 		// A congested link carries what it delivers, no more, no less.
-		delivered := est.Delivered()
+		delivered := est.Delivered
 		pr.confirmed = delivered
 		pr.assumed = min(pr.assumed, delivered)
 	}

@@ -3,6 +3,8 @@ package sfu
 import (
 	"testing"
 	"time"
+
+	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 // fakeEstimate is a bandwidth estimate the test sets.
@@ -11,10 +13,9 @@ type fakeEstimate struct {
 	congested, filling bool
 }
 
-func (f *fakeEstimate) TargetBitrate() int    { return f.target }
-func (f *fakeEstimate) Congested() bool       { return f.congested }
-func (f *fakeEstimate) Filling() bool         { return f.filling }
-func (f *fakeEstimate) Delivered() int        { return f.delivered }
+func (f *fakeEstimate) Snapshot() rtc.Estimate {
+	return rtc.Estimate{Target: f.target, Congested: f.congested, Filling: f.filling, Delivered: f.delivered}
+}
 func (f *fakeEstimate) Stats() map[string]any { return nil }
 
 // runProbe ticks a probe towards 1,000,000 bit/s (400,000 of it padding)

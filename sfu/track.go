@@ -10,6 +10,7 @@ import (
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
+	"github.com/switchboard-sfu/switchboard/internal/clock"
 	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
@@ -20,6 +21,14 @@ const keyframeInterval = 500 * time.Millisecond
 // maxLayers is the number of simulcast layers a track can have; layer 0 is
 // the lowest quality. A track without simulcast has layer 0 only.
 const maxLayers = 3
+
+// Bytes are counted per temporal layer id, packets without one in the
+// bucket unlayered (a 2-bit TID of 3, which no encoder we serve sends,
+// counts there too).
+const (
+	unlayered       = 3
+	temporalBuckets = unlayered + 1
+)
 
 // Rids the web client gives its simulcast layers, lowest first.
 var layerRIDs = [maxLayers]string{"q", "h", "f"}
@@ -40,6 +49,7 @@ type Track struct {
 	writeRTCP func([]rtcp.Packet) error
 	log       *zap.Logger
 	stats     counters
+	clock     clock.Clock // for packet arrival times and keyframe request timers
 
 	layers [maxLayers]atomic.Pointer[layer]
 
@@ -52,21 +62,20 @@ type Track struct {
 	running int // forwarding loops still reading
 	// rate measurement, see rates
 	rateAt    time.Time
-	rateBytes [maxLayers][4]uint64
+	rateBytes [maxLayers][temporalBuckets]uint64
 	rateCache layerRates
 }
 
 // layer is one incoming RTP stream of a track (one simulcast encoding).
 type layer struct {
-	index  int
-	rid    string
-	remote *webrtc.TrackRemote
-	ssrc   uint32
-	cache  *rtc.PacketCache // nil for audio: Opus is not retransmitted
+	index int
+	rid   string
+	src   LayerSource
+	ssrc  uint32
+	cache *rtc.PacketCache // nil for audio: Opus is not retransmitted
 
-	// bytes per temporal layer (index 3: packets without a TID), for the
-	// allocator's bitrate measurements.
-	bytes      [4]atomic.Uint64
+	// bytes per temporal layer, for the allocator's bitrate measurements.
+	bytes      [temporalBuckets]atomic.Uint64
 	lastPacket atomic.Int64 // unix nanoseconds
 	width      atomic.Uint32
 	height     atomic.Uint32
@@ -75,19 +84,17 @@ type layer struct {
 
 	mu                  sync.Mutex
 	lastKeyframeRequest time.Time
-	keyframeTimer       *time.Timer // a merged request waiting for its turn
+	keyframeTimer       clock.Timer // a merged request waiting for its turn
 }
 
 // packet is one incoming RTP packet as the down-tracks see it.
 type packet struct {
-	layer    int
-	header   *rtp.Header
-	payload  []byte // the media, without RTP padding
-	padding  byte   // RTP padding bytes that followed it
-	keyframe bool
-	at       time.Time // when it was read: one clock read per packet, not per subscriber
-	vp8      rtc.VP8Descriptor
-	isVP8    bool
+	layer   int
+	header  *rtp.Header
+	payload []byte    // the media, without RTP padding
+	padding byte      // RTP padding bytes that followed it
+	at      time.Time // when it was read: one clock read per packet, not per subscriber
+	info    rtc.PayloadInfo
 }
 
 func newTrack(info TrackInfo, mid string, codec webrtc.RTPCodecParameters, writeRTCP func([]rtcp.Packet) error, log *zap.Logger) *Track {
@@ -98,6 +105,7 @@ func newTrack(info TrackInfo, mid string, codec webrtc.RTPCodecParameters, write
 		cap:       codec.RTPCodecCapability,
 		writeRTCP: writeRTCP,
 		log:       log,
+		clock:     clock.Real{},
 	}
 	t.downs.Store(&[]*DownTrack{})
 	return t
@@ -130,14 +138,14 @@ func (t *Track) layerIndex(rid string) int {
 
 // addLayer registers an incoming stream; false when it cannot be placed or
 // the track is closed. The caller runs forward on the returned layer.
-func (t *Track) addLayer(remote *webrtc.TrackRemote) (*layer, bool) {
+func (t *Track) addLayer(src LayerSource) (*layer, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i := t.layerIndex(remote.RID())
+	i := t.layerIndex(src.RID())
 	if t.closed || i < 0 || t.layers[i].Load() != nil {
 		return nil, false
 	}
-	l := &layer{index: i, rid: remote.RID(), remote: remote, ssrc: uint32(remote.SSRC())}
+	l := &layer{index: i, rid: src.RID(), src: src, ssrc: uint32(src.SSRC())}
 	if t.info.Kind == webrtc.RTPCodecTypeVideo {
 		l.cache = &rtc.PacketCache{}
 	}
@@ -166,18 +174,18 @@ func (t *Track) forward(l *layer) (last bool) {
 	pkt := packet{layer: l.index, header: &h}
 	defer l.fanout.stop()
 	for {
-		n, _, err := l.remote.Read(buf)
+		n, _, err := l.src.Read(buf)
 		if err != nil {
 			return
 		}
-		t.route(l, buf[:n], &pkt)
+		t.route(l, buf[:n], t.clock.Now(), &pkt)
 	}
 }
 
 // route is the per-packet work of the forwarding loop: parse once, cache,
-// classify, and hand the packet to every down-track. pkt is the loop's
-// reusable packet whose header it fills.
-func (t *Track) route(l *layer, raw []byte, pkt *packet) {
+// classify, and hand the packet to every down-track. now is when the packet
+// was read; pkt is the loop's reusable packet whose header it fills.
+func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet) {
 	h := pkt.header
 	hl, err := h.Unmarshal(raw)
 	if err != nil {
@@ -190,27 +198,22 @@ func (t *Track) route(l *layer, raw []byte, pkt *packet) {
 	pkt.payload, pkt.padding = media, pad
 	t.stats.packetsIn.Add(1)
 	t.stats.bytesIn.Add(uint64(len(raw)))
-	pkt.at = time.Now()
+	pkt.at = now
 	l.lastPacket.Store(pkt.at.UnixNano())
 	if l.cache != nil {
 		l.cache.Store(h.SequenceNumber, raw)
 	}
-	pkt.isVP8 = false
-	tid := 3
-	if t.codec == rtc.CodecVP8 && len(media) > 0 {
-		pkt.vp8, pkt.isVP8 = rtc.ParseVP8(media)
-		pkt.keyframe = pkt.isVP8 && pkt.vp8.Keyframe
-		if pkt.isVP8 && pkt.vp8.HasTID {
-			tid = int(pkt.vp8.TID)
-			l.temporal.Store(true)
-		}
-		if pkt.keyframe {
-			l.readDimensions(media[pkt.vp8.Size:])
-		}
-	} else {
-		pkt.keyframe = rtc.IsKeyframeStart(t.codec, media)
+	t.codec.Parse(media, &pkt.info)
+	bucket := unlayered
+	if pkt.info.HasTID {
+		bucket = min(int(pkt.info.TID), unlayered)
+		l.temporal.Store(true)
 	}
-	l.bytes[min(tid, 3)].Add(uint64(len(raw)))
+	if pkt.info.Sized {
+		l.width.Store(uint32(pkt.info.Width))
+		l.height.Store(uint32(pkt.info.Height))
+	}
+	l.bytes[bucket].Add(uint64(len(raw)))
 	downs := *t.downs.Load()
 	if h.SequenceNumber%latencySample != 0 || len(downs) == 0 {
 		l.fanout.write(pkt, downs)
@@ -236,16 +239,6 @@ func stripPadding(h *rtp.Header, payload []byte) (media []byte, pad byte, ok boo
 	return payload[:len(payload)-int(pad)], pad, true
 }
 
-// readDimensions reads the frame size from a VP8 keyframe header (RFC 6386
-// section 9.1): 3-byte frame tag, start code 9d 01 2a, 14-bit width and height.
-func (l *layer) readDimensions(frame []byte) {
-	if len(frame) < 10 || frame[3] != 0x9d || frame[4] != 0x01 || frame[5] != 0x2a {
-		return
-	}
-	l.width.Store(uint32(frame[6]) | uint32(frame[7]&0x3f)<<8)
-	l.height.Store(uint32(frame[8]) | uint32(frame[9]&0x3f)<<8)
-}
-
 // layer returns layer i, or nil.
 func (t *Track) layer(i int) *layer {
 	if i < 0 || i >= maxLayers {
@@ -268,12 +261,13 @@ func (t *Track) RequestKeyframe(layer int) {
 		l.mu.Unlock()
 		return // one is already due
 	}
-	wait := time.Until(l.lastKeyframeRequest.Add(keyframeInterval))
+	now := t.clock.Now()
+	wait := l.lastKeyframeRequest.Add(keyframeInterval).Sub(now)
 	if wait > 0 {
-		l.keyframeTimer = time.AfterFunc(wait, func() {
+		l.keyframeTimer = t.clock.AfterFunc(wait, func() {
 			l.mu.Lock()
 			l.keyframeTimer = nil
-			l.lastKeyframeRequest = time.Now()
+			l.lastKeyframeRequest = t.clock.Now()
 			l.mu.Unlock()
 			if !t.isClosed() {
 				t.sendPLI(l)
@@ -282,7 +276,7 @@ func (t *Track) RequestKeyframe(layer int) {
 		l.mu.Unlock()
 		return
 	}
-	l.lastKeyframeRequest = time.Now()
+	l.lastKeyframeRequest = now
 	l.mu.Unlock()
 	t.sendPLI(l)
 }

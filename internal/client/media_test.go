@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-
-	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 // Synthetic VP8 frames look like a browser's to the SFU: one keyframe start
@@ -70,7 +68,7 @@ func TestWriteFrame(t *testing.T) {
 			if tid, y := pl[5]>>6, pl[5]&0x20 != 0; tid != want.tid || y != want.sync || pl[4] != wantTL0 {
 				t.Errorf("frame %d: TID %d Y %v TL0PICIDX %d, want %d %v %d", frame, tid, y, pl[4], want.tid, want.sync, wantTL0)
 			}
-			if key := rtc.IsKeyframeStart(rtc.CodecVP8, pl); key != (tc.key && i == 0) {
+			if key := vp8KeyframeStart(pl); key != (tc.key && i == 0) {
 				t.Errorf("packet %d of a key=%v frame: keyframe start %v", i, tc.key, key)
 			}
 			if stamp, ok := readStamp(pl); !ok || stamp < before || stamp > time.Now().UnixNano() {

@@ -4,12 +4,11 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/pion/webrtc/v4"
-
-	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 // Received counts what arrived on one subscribed track. The counters are
@@ -77,7 +76,7 @@ func (r *Received) Stats() StreamStats {
 // receiver is the state of one track's reader; only that goroutine touches it.
 type receiver struct {
 	r      *Received
-	codec  rtc.Codec
+	vp8    bool // the only video codec the client judges keyframes of
 	video  bool
 	seq    seqTracker
 	jitter jitterMeter
@@ -106,7 +105,7 @@ func (c *Client) onTrack(t *webrtc.TrackRemote, recv *webrtc.RTPReceiver) {
 	}
 	rc := &receiver{
 		r:      r,
-		codec:  rtc.CodecOf(codec.MimeType),
+		vp8:    strings.EqualFold(codec.MimeType, webrtc.MimeTypeVP8),
 		video:  t.Kind() == webrtc.RTPCodecTypeVideo,
 		jitter: jitterMeter{clockRate: clockRate},
 	}
@@ -181,8 +180,42 @@ func (rc *receiver) observe(p []byte, now int64) {
 		if p[1]&0x80 != 0 {
 			r.Frames.Add(1)
 		}
-		if rtc.IsKeyframeStart(rc.codec, payload) {
+		if rc.vp8 && vp8KeyframeStart(payload) {
 			r.Keyframes.Add(1)
 		}
 	}
+}
+
+// vp8KeyframeStart reports whether a VP8 RTP payload is the first packet of
+// a keyframe: S=1 and partition 0 in the payload descriptor (RFC 7741 4.2),
+// then a frame tag with P=0 (RFC 6386 9.1). The client has its own check
+// rather than the server's: it is the test oracle for the server's.
+func vp8KeyframeStart(p []byte) bool {
+	if len(p) == 0 || p[0]&0x10 == 0 || p[0]&0x07 != 0 {
+		return false
+	}
+	n := 1
+	if p[0]&0x80 != 0 { // X: an extension byte, then its optional fields
+		if len(p) < 2 {
+			return false
+		}
+		x := p[1]
+		n = 2
+		if x&0x80 != 0 { // I: PictureID, M bit for 15 bits
+			if len(p) <= n {
+				return false
+			}
+			if p[n]&0x80 != 0 {
+				n++
+			}
+			n++
+		}
+		if x&0x40 != 0 { // L: TL0PICIDX
+			n++
+		}
+		if x&0x30 != 0 { // T or K: one byte for TID/Y/KEYIDX
+			n++
+		}
+	}
+	return len(p) > n && p[n]&0x01 == 0
 }

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-
-	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
 func TestSeqTracker(t *testing.T) {
@@ -165,7 +163,7 @@ func packet(sn uint16, ts uint32, marker bool, payload []byte, ext bool) []byte 
 // numbers, and finds header extensions and padding.
 func TestObserve(t *testing.T) {
 	r := &Received{Kind: "video"}
-	rc := &receiver{r: r, codec: rtc.CodecOf("video/VP8"), video: true, jitter: jitterMeter{clockRate: 90000}}
+	rc := &receiver{r: r, vp8: true, video: true, jitter: jitterMeter{clockRate: 90000}}
 	base := time.Now().UnixNano()
 	sent := 0
 	for i := range 100 {

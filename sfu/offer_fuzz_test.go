@@ -89,6 +89,6 @@ type answers struct {
 	answer string
 }
 
-func (a *answers) OnAnswer(sdp string) { a.answer = sdp }
+func (a *answers) OnAnswer(sdp string)               { a.answer = sdp }
 func (a *answers) OnParticipantLeft(ParticipantInfo) {}
 func (a *answers) OnClosed(error)                    {}

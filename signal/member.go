@@ -234,6 +234,21 @@ func (m *member) OnTrackUnpublished(t sfu.TrackInfo) {
 	m.send(trackMsg{Type: TypeTrackUnpublished, Track: track(t)})
 }
 
+func (m *member) OnTrackUpdated(t sfu.TrackInfo) {
+	m.send(trackMsg{Type: TypeTrackUpdated, Track: track(t)})
+}
+
+func (m *member) OnStreamState(trackID string, paused bool, layer string) {
+	m.send(streamStateMsg{Type: TypeStreamState, Track: trackID, Paused: paused, Layer: layer})
+}
+
+func (m *member) OnPublishLayers(trackID, mid string, active []string) {
+	if active == nil {
+		active = []string{}
+	}
+	m.send(publishLayersMsg{Type: TypePublishLayers, Track: trackID, Mid: mid, Active: active})
+}
+
 func (m *member) OnOffer(sdp string) {
 	b, err := json.Marshal(sdpMsg{Type: TypeOffer, Target: TargetSubscriber, SDP: sdp})
 	if err != nil {

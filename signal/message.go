@@ -301,6 +301,20 @@ type candidateMsg struct {
 	Candidate webrtc.ICECandidateInit `json:"candidate"`
 }
 
+type streamStateMsg struct {
+	Type   string `json:"type"`
+	Track  string `json:"trackId"`
+	Paused bool   `json:"paused"`
+	Layer  string `json:"layer"`
+}
+
+type publishLayersMsg struct {
+	Type   string   `json:"type"`
+	Track  string   `json:"trackId"`
+	Mid    string   `json:"mid"`
+	Active []string `json:"active"`
+}
+
 type errorMsg struct {
 	Type string `json:"type"`
 	Error

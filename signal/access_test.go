@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	pionclient "github.com/switchboard-sfu/switchboard/internal/client"
+	"github.com/switchboard-sfu/switchboard/internal/poll"
 	"github.com/switchboard-sfu/switchboard/signal"
 )
 
@@ -321,11 +322,5 @@ func TestICEServersInJoined(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(msgTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	poll.Until(t, msgTimeout, what, cond)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/switchboard-sfu/switchboard/internal/browsertest"
 	"github.com/switchboard-sfu/switchboard/internal/netlab"
+	"github.com/switchboard-sfu/switchboard/internal/poll"
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -81,16 +82,7 @@ func startServerWith(t *testing.T, configure func(*Config)) (*server, string) {
 func wsURL(base string) string { return "ws" + strings.TrimPrefix(base, "http") + "/ws" }
 
 // waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+var waitUntil = poll.Until
 
 // testLogger keeps the server's log in memory and prints it if the test
 // failed. (zaptest's logger panics when Pion logs from a goroutine that

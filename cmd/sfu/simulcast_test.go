@@ -17,6 +17,7 @@ import (
 
 	"github.com/switchboard-sfu/switchboard/internal/browsertest"
 	"github.com/switchboard-sfu/switchboard/internal/netlab"
+	"github.com/switchboard-sfu/switchboard/internal/poll"
 )
 
 // inboundVideo reads what a viewer tab decodes of its one remote video.
@@ -279,18 +280,14 @@ func startServerBinary(t *testing.T) string {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.Until(t, 10*time.Second, "the server to listen on "+port, func() bool {
 		c, err := net.Dial("tcp", "127.0.0.1:"+port)
 		if err == nil {
 			c.Close()
-			return port
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not listen on %s: %v", port, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	})
+	return port
 }
 
 var (

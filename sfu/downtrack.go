@@ -273,21 +273,28 @@ func (d *DownTrack) readRTCP() {
 		if err != nil {
 			return
 		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			continue
-		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-				d.mu.Lock()
-				layer := d.current
-				d.mu.Unlock()
-				d.src.RequestKeyframe(layer)
-			case *rtcp.TransportLayerNack:
-				d.stats.nacks.Add(1)
-				d.retransmit(p)
-			}
+		d.handleRTCP(buf[:n])
+	}
+}
+
+// handleRTCP acts on one RTCP compound from the subscriber: keyframe
+// requests go to the publisher (throttled), NACKs are answered from the
+// cache. Anything else, or anything malformed, is ignored.
+func (d *DownTrack) handleRTCP(b []byte) {
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		return
+	}
+	for _, p := range pkts {
+		switch p := p.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			d.mu.Lock()
+			layer := d.current
+			d.mu.Unlock()
+			d.src.RequestKeyframe(layer)
+		case *rtcp.TransportLayerNack:
+			d.stats.nacks.Add(1)
+			d.retransmit(p)
 		}
 	}
 }

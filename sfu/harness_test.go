@@ -193,12 +193,16 @@ func (l *pliLog) count(ssrc uint32) int {
 // bindCtx is what Pion hands a TrackLocal when the subscriber's answer fixed
 // the codec.
 type bindCtx struct {
-	w    webrtc.TrackLocalWriter
-	ssrc webrtc.SSRC
+	w     webrtc.TrackLocalWriter
+	ssrc  webrtc.SSRC
+	codec webrtc.RTPCodecParameters // default vp8Codec
 }
 
 func (c bindCtx) CodecParameters() []webrtc.RTPCodecParameters {
 	p := vp8Codec
+	if c.codec.MimeType != "" {
+		p = c.codec
+	}
 	p.PayloadType = subPT
 	return []webrtc.RTPCodecParameters{p}
 }
@@ -234,6 +238,7 @@ type fwdConfig struct {
 	bind    bool   // through DownTrack.Bind, else the writer is set directly
 	firstSN uint16 // the subscriber's first outgoing sequence number
 	firstTS uint32
+	codec   webrtc.RTPCodecParameters // default vp8Codec
 }
 
 func newFwd(tb testing.TB, cfg fwdConfig) *fwd {
@@ -241,7 +246,12 @@ func newFwd(tb testing.TB, cfg fwdConfig) *fwd {
 	f := &fwd{t: tb, w: &recWriter{}, plis: &pliLog{}, clock: clock.NewFake(time.Unix(1_700_000_000, 0)),
 		sent: map[pktKey]inPkt{}, at: map[pktKey]time.Time{}}
 	info := TrackInfo{ID: "t", Participant: "p", Kind: webrtc.RTPCodecTypeVideo, Codec: webrtc.MimeTypeVP8}
-	f.track = newTrack(info, "1", vp8Codec, f.plis.write, zap.NewNop())
+	codec := vp8Codec
+	if cfg.codec.MimeType != "" {
+		codec = cfg.codec
+		info.Codec = codec.MimeType
+	}
+	f.track = newTrack(info, "1", codec, f.plis.write, zap.NewNop())
 	f.track.clock = f.clock
 	for i := range cfg.layers {
 		l := &layer{index: i, rid: layerRIDs[i], ssrc: layerSSRC(i), cache: &rtc.PacketCache{}}
@@ -253,7 +263,7 @@ func newFwd(tb testing.TB, cfg fwdConfig) *fwd {
 	f.d = newDownTrack(f.track, &Participant{log: zap.NewNop()})
 	f.d.rewriter = rtc.NewRewriter(cfg.firstSN, cfg.firstTS)
 	if cfg.bind {
-		codec, err := f.d.Bind(bindCtx{w: f.w, ssrc: subSSRC})
+		codec, err := f.d.Bind(bindCtx{w: f.w, ssrc: subSSRC, codec: cfg.codec})
 		if err != nil || codec.PayloadType != subPT {
 			tb.Fatalf("Bind = %v, %v", codec.PayloadType, err)
 		}

@@ -324,3 +324,20 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	poll.Until(t, msgTimeout, what, cond)
 }
+
+// Candidates that arrive before their connection's offer are held, up to a
+// bound: past it the client is told, and the session goes on.
+func TestPendingCandidatesBounded(t *testing.T) {
+	s := newServer(t)
+	c := s.dial(t)
+	c.join("r", "Alice")
+	cand := map[string]any{"type": "candidate", "target": "publisher",
+		"candidate": map[string]any{"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "sdpMid": "0"}}
+	for range 64 {
+		c.sendJSON(cand)
+	}
+	c.ping() // all 64 held without complaint
+	c.sendJSON(cand)
+	c.expectError(signal.CodeBadCandidate)
+	c.ping()
+}

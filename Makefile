@@ -8,7 +8,7 @@ ARGS    ?=
 # and ports never clash.
 NETNS   := $(shell [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null && echo yes)
 
-.PHONY: run build test vet chromium iptables bench clean
+.PHONY: run build test vet chromium iptables bench fuzz clean
 
 run:
 	$(GO) run ./cmd/sfu $(ARGS)
@@ -70,6 +70,19 @@ ifeq ($(NETNS),yes)
 else
 	sh -c '$(BENCH_RUN)'
 endif
+
+# fuzz runs every fuzz target (each parser that faces the network) for
+# FUZZTIME each; `make test` runs their seed corpora as ordinary tests.
+FUZZTIME ?= 30s
+FUZZ_PKGS := ./rtc ./sfu ./signal
+
+fuzz:
+	@for pkg in $(FUZZ_PKGS); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$t ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
 
 clean:
 	rm -rf bin

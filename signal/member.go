@@ -73,6 +73,13 @@ func (m *member) sendLocked(b []byte) {
 	}
 }
 
+// current says whether s is the member's socket now.
+func (m *member) current(s *session) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.sess == s
+}
+
 // lost is called when s, a socket of this member, ended. A connection
 // that broke (no close frame, no pong, a failed write) leaves the
 // participant in its room for the resume grace; anything else (a leave, a

@@ -452,6 +452,11 @@ func (s *session) handle(m Message) (perr *Error) {
 	if mem == nil {
 		return errorf(CodeNotJoined, "send join first")
 	}
+	if !mem.current(s) {
+		// Another socket took the session over; what still arrives on this
+		// one is from before, and the client has resent what it needs.
+		return nil
+	}
 	p := mem.participant
 	if perr := mem.grant.permits(m); perr != nil {
 		s.log.Info("message refused: not granted", zap.String("type", m.Type), zap.String("code", perr.Code))

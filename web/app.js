@@ -1,8 +1,11 @@
 // Switchboard browser client. The signaling protocol is docs/protocol.md: one
 // WebSocket, a "publisher" PeerConnection that we offer on (our camera and
 // microphone go up) and a "subscriber" PeerConnection that the server offers
-// on (everyone else's media comes down).
-import { addCamera, getMedia, preferCodec, setLayers, SizeReporter } from './media.js';
+// on (everyone else's media comes down). connection.js keeps the WebSocket
+// alive across network trouble; this file keeps the call on screen meanwhile.
+import { Connection } from './connection.js';
+import { Peer } from './peer.js';
+import { addCamera, getMedia, msid, preferCodec, setLayers, SizeReporter } from './media.js';
 
 const loadedAt = performance.now();
 
@@ -14,14 +17,14 @@ const preferredCodec = CODECS[(params.get('codec') || 'vp8').toLowerCase()] || C
 const simulcast = params.get('simulcast') !== '0';
 // ?publish=0 joins as a viewer: no camera or microphone (a screen share still works).
 const publishMedia = params.get('publish') !== '0';
-const ANSWER_TIMEOUT = 15_000; // ms the publisher waits for the server's answer
 
 const tiles = new Map(); // participant id -> {el, video, stream, label, ...}: camera and microphone
 const screens = new Map(); // participant id -> the tile of their screen share
 const received = new Map(); // MediaStreamTrack shown in a tile -> {id: server track id, participant, transceiver}
-let session = null; // the current join; callbacks of an older one compare against it and stop
+let session = null; // the current call; callbacks of an older one compare against it and stop
 let baseState = 'idle';
 let stateDetail = '';
+let notice = ''; // a message for the banner that outlives the call ("replaced")
 
 const sb = (window.switchboard = {
   state: 'idle',
@@ -41,8 +44,17 @@ const sb = (window.switchboard = {
   streams: {},
   // Publisher mid -> the rids that the last publish-layers left active.
   publishLayers: {},
+  // How often the call came back after the signaling connection broke: the
+  // same session (resumed) or a new one (rejoined).
+  reconnects: { resumed: 0, rejoined: 0 },
   // A participant with a screen share has two tiles; each id is listed once.
   tiles: () => [...new Set([...document.querySelectorAll('#grid .tile[data-participant]')].map((el) => el.dataset.participant))],
+});
+Object.defineProperties(sb, {
+  // The last numbered server message handled.
+  lastSeq: { enumerable: true, get: () => session?.conn?.lastSeq ?? 0 },
+  // performance.now() when the signaling connection was lost; null while up.
+  awaySince: { enumerable: true, get: () => session?.conn?.awaySince ?? null },
 });
 
 // track-settings: the size each received video is shown at.
@@ -63,16 +75,21 @@ function setState(state, detail = '') {
 
 function render() {
   const pcs = [sb.publisher, sb.subscriber].filter(Boolean).map(connState);
-  // ICE recovers from "disconnected" by itself, so that is shown as reconnecting, not as an error.
-  sb.state =
-    baseState === 'joined' && pcs.includes('failed') ? 'error'
-    : baseState === 'joined' && pcs.includes('disconnected') ? 'reconnecting'
-    : baseState;
+  const away = session?.conn?.state === 'away';
+  // Both the signaling and the media connections come back by themselves
+  // (connection.js), so their trouble is shown as reconnecting, not as an error.
+  sb.state = baseState === 'joined' && (away || pcs.includes('failed') || pcs.includes('disconnected')) ? 'reconnecting' : baseState;
   const status = $('status');
   status.dataset.state = sb.state;
   status.textContent = `${sb.state}${stateDetail ? ` (${stateDetail})` : ''} · publisher: ${connState(sb.publisher)} · subscriber: ${connState(sb.subscriber)}`;
   const n = Object.keys(sb.participants).length + (sb.you ? 1 : 0);
   $('room-info').textContent = session ? `Room ${session.room} · ${n} participant${n === 1 ? '' : 's'}` : '';
+  const banner = $('banner');
+  banner.textContent =
+    sb.state === 'reconnecting' ? 'Reconnecting…'
+    : session?.draining ? 'The server is restarting; the call reconnects by itself.'
+    : notice;
+  banner.hidden = !banner.textContent;
 }
 
 function addError(msg) {
@@ -83,6 +100,23 @@ function addError(msg) {
   console.warn('switchboard:', msg);
 }
 
+// The resume secret of the room's call, kept per tab, so that a reloaded
+// page ends its old session at once (join's "replace").
+const secretKey = (room) => `switchboard.resume.${room}`;
+function storeSecret(room, secret) {
+  try {
+    if (secret) sessionStorage.setItem(secretKey(room), secret);
+    else sessionStorage.removeItem(secretKey(room));
+  } catch {} // storage may be off; only the replace is lost
+}
+function storedSecret(room) {
+  try {
+    return sessionStorage.getItem(secretKey(room));
+  } catch {
+    return null;
+  }
+}
+
 // ---- session ----
 
 function join(room, name) {
@@ -90,81 +124,116 @@ function join(room, name) {
   sb.errors.length = 0;
   $('errors').replaceChildren();
   sb.firstRemoteFrameAt = null;
+  notice = '';
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(`${proto}//${location.host}/ws`);
-  const s = (session = { room, name, ws, pub: null, sub: null, stream: null, config: {}, closing: false });
-  s.send = (msg) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(msg));
+  // epoch counts the sessions (joins) of this call: a rejoin makes new PeerConnections.
+  const s = (session = { room, name, conn: null, pub: null, sub: null, stream: null, media: null, config: {}, epoch: 0 });
+  s.send = (msg) => s.conn.send(msg);
   $('join-form').hidden = true;
   $('call').hidden = false;
   updateControls();
   setState('connecting');
 
   sb.timings = { start: performance.now() };
-  ws.onopen = () => {
-    mark('wsOpen');
-    s.send({ type: 'join', room, name, token: params.get('token') || undefined }); // ?token=: a join token (undefined is left out)
+  const hooks = {
+    hello: (replace) => {
+      mark('wsOpen');
+      // ?token=: a join token; undefined fields are left out.
+      return { type: 'join', room, name, token: params.get('token') || undefined, replace };
+    },
+    joined: (m, again) => onJoined(s, m, again),
+    message: (m) => onMessage(s, m),
+    away: (why) => {
+      console.warn('switchboard: signaling connection lost:', why);
+      render();
+    },
+    rejoin: () => dropPeers(s),
+    resumed: () => onResumed(s),
+    draining: () => {
+      s.draining = true;
+      render();
+    },
+    ended: (reason, detail) => onEnded(s, reason, detail),
   };
-  ws.onmessage = (e) => session === s && onMessage(s, e.data);
-  ws.onclose = (e) => {
-    if (session !== s || s.closing) return;
-    addError(`WebSocket closed unexpectedly: code ${e.code}${e.reason ? `, ${e.reason}` : ''}`);
-    teardown('closed', `code ${e.code}`);
-  };
+  s.conn = new Connection(`${proto}//${location.host}/ws`, hooks, storedSecret(room));
 }
 
 function leave() {
   if (!session) return;
-  session.send({ type: 'leave' });
+  storeSecret(session.room, null);
   teardown('closed');
   // Without the name a reload shows the form instead of joining again.
+  forgetName();
+}
+
+function forgetName() {
   const url = new URL(location.href);
   url.searchParams.delete('name');
   history.replaceState(null, '', url);
+}
+
+// onEnded: the connection gave up for good.
+function onEnded(s, reason, detail) {
+  if (session !== s) return;
+  if (reason === 'replaced') {
+    storeSecret(s.room, null);
+    teardown('closed', 'replaced');
+    forgetName(); // a reload must not take the call back from the other tab
+    notice = 'You joined this call from another tab or window.';
+    return render();
+  }
+  if (reason === 'refused') addError(`server error: ${detail.code}: ${detail.message}`);
+  else if (reason === 'gave-up') addError('lost the connection to the server and could not get it back within 5 minutes');
+  else addError(`WebSocket closed unexpectedly: code ${detail.code}${detail.reason ? `, ${detail.reason}` : ''}`);
+  teardown(reason === 'closed' ? 'closed' : 'error', reason === 'refused' ? detail.code : reason === 'closed' ? `code ${detail.code}` : '');
 }
 
 function teardown(state, detail) {
   const s = session;
   if (!s) return;
   session = null;
-  s.closing = true;
-  if (s.ws.readyState <= WebSocket.OPEN) s.ws.close(1000);
-  s.pub?.pc.close();
-  s.sub?.pc.close();
+  s.conn.leave();
+  dropPeers(s);
   s.stream?.getTracks().forEach((t) => t.stop());
   s.screen?.stream.getTracks().forEach((t) => t.stop());
   $('local').srcObject = null;
   showLocalScreen(null);
   for (const id of [...tiles.keys(), ...screens.keys()]) removeTile(id);
-  sizes.reset();
-  Object.assign(sb, { you: null, publisher: null, subscriber: null, participants: {}, tracks: {}, streams: {}, publishLayers: {} });
+  Object.assign(sb, { you: null, participants: {} });
   $('enable-audio').hidden = true;
   $('call').hidden = true;
   $('join-form').hidden = false;
   setState(state, detail);
 }
 
-function onMessage(s, data) {
-  let m;
-  try {
-    m = JSON.parse(data);
-  } catch {
-    return addError('unparseable message from the server');
-  }
+// dropPeers closes both PeerConnections and forgets what they received, for
+// a new session (a rejoin) or none; the tiles and the local media stay.
+function dropPeers(s) {
+  s.epoch++;
+  for (const peer of [s.pub, s.sub]) peer?.close();
+  s.pub = s.sub = null;
+  for (const track of [...received.keys()]) detach(track);
+  sizes.reset(); // the new session is told every size afresh
+  Object.assign(sb, { publisher: null, subscriber: null, tracks: {}, streams: {}, publishLayers: {} });
+  render();
+}
+
+function onMessage(s, m) {
+  if (!m) return addError('unparseable message from the server');
   switch (m.type) {
-    case 'joined':
-      return onJoined(s, m);
     case 'offer':
       if (m.target === 'subscriber') onSubscriberOffer(s, m.sdp);
       return;
     case 'answer':
-      if (m.target === 'publisher' && s.pub) onPublisherAnswer(s.pub, m.sdp);
+      if (m.target === 'publisher' && s.pub) s.pub.onAnswer(m.sdp);
       return;
     case 'candidate': {
       const peer = m.target === 'publisher' ? s.pub : m.target === 'subscriber' ? s.sub : null;
-      if (peer && m.candidate) onRemoteCandidate(peer, m.candidate);
+      if (peer && m.candidate) peer.addRemoteCandidate(m.candidate);
       return;
     }
     case 'participant-joined':
+    case 'participant-updated': // reconnecting or back
       return addParticipant(m.participant);
     case 'participant-left':
       return removeParticipant(m.participant.id);
@@ -177,17 +246,8 @@ function onMessage(s, data) {
       return onStreamState(m);
     case 'publish-layers':
       return onPublishLayers(s, m);
-    case 'pong':
-      return;
-    case 'draining':
-      // Shown, not acted on: the call goes on until the server closes it.
-      addError(`the server is restarting; this call ends within ${m.grace} s`);
-      return;
     case 'error':
-      addError(`server error: ${m.code}: ${m.message}`);
-      // Before "joined" the join itself was refused; go back to the form so it can be corrected.
-      if (!sb.you) teardown('error', m.code);
-      return;
+      return addError(`server error: ${m.code}: ${m.message}`);
     default:
       console.warn('switchboard: unknown message type', m.type);
   }
@@ -197,16 +257,25 @@ function mark(step) {
   sb.timings[step] ??= performance.now();
 }
 
-async function onJoined(s, m) {
-  if (sb.you) return;
+// onJoined starts a session: the first of the call, or a new one after the
+// old one was lost (again), which keeps the tiles of those still here and
+// publishes the same camera, microphone and screen again.
+async function onJoined(s, m, again) {
   mark('joined');
+  if (again) sb.reconnects.rejoined++;
+  s.draining = false;
   sb.you = m.you;
-  if (Array.isArray(m.iceServers)) s.config = { iceServers: m.iceServers };
+  storeSecret(s.room, m.resume?.secret);
+  s.config = Array.isArray(m.iceServers) ? { iceServers: m.iceServers } : {};
   const url = new URL(location.href);
   url.searchParams.set('room', s.room);
   url.searchParams.set('name', s.name);
   history.replaceState(null, '', url);
   $('local-name').textContent = `${m.you.name} (you)`;
+  const here = new Set((m.participants || []).map((p) => p.id));
+  for (const id of new Set([...Object.keys(sb.participants), ...tiles.keys(), ...screens.keys()])) {
+    if (!here.has(id)) removeParticipant(id);
+  }
   for (const p of m.participants || []) addParticipant(p);
   for (const t of m.tracks || []) setTrackInfo(t);
 
@@ -218,69 +287,48 @@ async function onJoined(s, m) {
   setState('joined');
   updateControls();
 
-  const stream = publishMedia ? await getMedia(addError) : null;
+  // The camera and microphone are asked for once per call.
+  const epoch = s.epoch;
+  s.media ??= publishMedia ? getMedia(addError) : Promise.resolve(null);
+  const stream = await s.media;
   mark('gotMedia');
   if (session !== s) return stream?.getTracks().forEach((t) => t.stop());
-  s.stream = stream;
-  $('local').srcObject = stream;
+  if (s.epoch !== epoch) return; // a newer session publishes it
+  if (s.stream !== stream) $('local').srcObject = s.stream = stream;
   updateControls();
-  if (stream) publish(s, stream); // a viewer has nothing to offer
+  publishAll(s);
+}
+
+// onResumed: the session is back; the media connections may need help.
+function onResumed(s) {
+  sb.reconnects.resumed++;
+  s.draining = false;
+  if (s.pub?.offer) s.send(s.pub.offer); // its answer was lost, or the offer was
+  for (const peer of [s.pub, s.sub]) if (peer?.signaled) peer.markSignaled(); // candidates that found no socket
+  s.pub?.afterOutage(['failed', 'disconnected']);
+  s.sub?.afterOutage(['failed', 'disconnected', 'checking']);
+  render();
 }
 
 // ---- PeerConnections ----
 
+// makePeer makes the PeerConnection target names. A path that died comes
+// back through an ICE restart: the publisher is ours to offer again, the
+// subscriber the server's (restart-ice).
 function makePeer(s, target) {
-  const pc = new RTCPeerConnection(s.config);
-  // chain serializes the work on this pc; remoteQueue holds candidates that
-  // arrived before the remote description; localQueue holds ours until the
-  // server has our offer/answer, which they must not overtake.
-  const peer = { pc, target, s, chain: Promise.resolve(), remoteQueue: [], localQueue: [], signaled: false };
-  pc.onicecandidate = (e) => {
-    if (!e.candidate || !e.candidate.candidate) return; // end of candidates: the server needs nothing
-    const candidate = e.candidate.toJSON();
-    if (peer.signaled) s.send({ type: 'candidate', target, candidate });
-    else peer.localQueue.push(candidate);
-  };
-  const event = 'onconnectionstatechange' in pc ? 'connectionstatechange' : 'iceconnectionstatechange';
-  pc.addEventListener(event, () => {
-    if (connState(pc) === 'connected') mark(`${target}Connected`);
-    if (connState(pc) === 'failed') addError(`${target} connection failed`);
-    render();
+  const peer = new Peer(target, s.config, {
+    send: s.send,
+    error: addError,
+    state: () => {
+      const state = connState(peer.pc);
+      if (state === 'connected') mark(`${target}Connected`);
+      if (state === 'disconnected' || state === 'failed') s.conn.probe();
+      render();
+    },
+    restart: target === 'publisher' ? () => negotiate(s, true) : () => s.send({ type: 'restart-ice', target }),
+    ready: () => s.conn.healthy,
   });
   return peer;
-}
-
-function run(peer, fn) {
-  peer.chain = peer.chain.then(fn).catch((err) => {
-    // After leave the closed pc rejects whatever was still queued; that is not news.
-    if (peer.pc.signalingState !== 'closed') addError(`${peer.target}: ${err.name}: ${err.message}`);
-  });
-}
-
-function signaled(peer) {
-  peer.signaled = true;
-  for (const candidate of peer.localQueue.splice(0)) peer.s.send({ type: 'candidate', target: peer.target, candidate });
-}
-
-async function setRemote(peer, desc) {
-  await peer.pc.setRemoteDescription(desc);
-  for (const c of peer.remoteQueue.splice(0)) await addCandidate(peer, c);
-}
-
-function onRemoteCandidate(peer, candidate) {
-  run(peer, async () => {
-    if (peer.pc.remoteDescription) await addCandidate(peer, candidate);
-    else peer.remoteQueue.push(candidate);
-  });
-}
-
-async function addCandidate(peer, candidate) {
-  // One unusable candidate (e.g. an address family we lack) must not stop the chain.
-  try {
-    await peer.pc.addIceCandidate(candidate);
-  } catch (err) {
-    console.warn(`switchboard: ${peer.target} candidate rejected:`, err);
-  }
 }
 
 // publisher returns the publisher PeerConnection, made on first use: the
@@ -289,15 +337,18 @@ function publisher(s) {
   if (!s.pub) {
     s.pub = makePeer(s, 'publisher');
     s.pub.sources = new Map(); // transceiver -> 'microphone' | 'camera' | 'screen'
-    s.pub.answered = null; // resolves the answer that negotiate waits for
     sb.publisher = s.pub.pc;
   }
   return s.pub;
 }
 
-function publish(s, stream) {
+// publishAll publishes the camera, microphone and screen share of the call
+// on a new publisher connection.
+function publishAll(s) {
+  if (!s.stream && !s.screen) return; // a viewer has nothing to offer
   const pub = publisher(s);
-  for (const track of stream.getTracks()) {
+  const stream = s.stream;
+  for (const track of stream?.getTracks() || []) {
     try {
       if (track.kind === 'video') {
         const transceiver = addCamera(pub.pc, track, stream, { simulcast, codec: preferredCodec });
@@ -310,40 +361,17 @@ function publish(s, stream) {
       addError(`cannot publish the ${track.kind === 'video' ? 'camera' : 'microphone'}: ${err.name}: ${err.message}`);
     }
   }
+  if (s.screen && !pub.sources.has(s.screen.transceiver)) s.screen.transceiver = addScreen(pub, s.screen.stream);
   render();
   negotiate(s);
 }
 
-// negotiate sends a publisher offer and applies the answer as one step of the
-// publisher's chain, so that nothing else (another offer, publish-layers)
-// runs between the two.
-function negotiate(s) {
+// negotiate sends a publisher offer (with new ICE credentials for
+// iceRestart) telling the server which mid is which source.
+function negotiate(s, iceRestart = false) {
   const pub = s.pub;
-  run(pub, async () => {
-    await pub.pc.setLocalDescription(await pub.pc.createOffer());
-    // The mids exist from setLocalDescription on.
-    const sources = {};
-    for (const [t, source] of pub.sources) if (t.mid !== null) sources[t.mid] = source;
-    const answer = new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no answer to the offer within ${ANSWER_TIMEOUT / 1000} s`)), ANSWER_TIMEOUT);
-      pub.answered = (sdp) => {
-        clearTimeout(timer);
-        resolve(sdp);
-      };
-    });
-    s.send({ type: 'offer', target: 'publisher', sdp: pub.pc.localDescription.sdp, sources });
-    signaled(pub);
-    try {
-      await setRemote(pub, { type: 'answer', sdp: await answer });
-    } finally {
-      pub.answered = null;
-    }
-  });
-}
-
-function onPublisherAnswer(pub, sdp) {
-  if (pub.answered) pub.answered(sdp);
-  else run(pub, () => setRemote(pub, { type: 'answer', sdp })); // unasked for: the pc decides what it means
+  const sources = () => Object.fromEntries([...pub.sources].filter(([t]) => t.mid !== null).map(([t, source]) => [t.mid, source]));
+  pub.negotiate(() => ({ sources: sources() }), iceRestart);
 }
 
 // onPublishLayers turns the simulcast layers of one of our senders on or off
@@ -351,7 +379,7 @@ function onPublisherAnswer(pub, sdp) {
 function onPublishLayers(s, m) {
   const pub = s.pub;
   if (!pub || m.mid == null || !Array.isArray(m.active)) return;
-  run(pub, async () => {
+  pub.run(async () => {
     const transceiver = pub.pc.getTransceivers().find((t) => t.mid === String(m.mid));
     if (!transceiver) return console.warn('switchboard: publish-layers for an unknown mid', m.mid);
     sb.publishLayers[transceiver.mid] = await setLayers(transceiver.sender, m.active);
@@ -375,16 +403,22 @@ async function toggleScreen() {
   const track = stream.getVideoTracks()[0];
   if (session !== s || s.screen || !track) return stream.getTracks().forEach((t) => t.stop());
   track.contentHint = 'detail'; // keep text sharp; the frame rate gives way first
-  const pub = publisher(s);
-  const transceiver = pub.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
-  preferCodec(transceiver, preferredCodec, addError);
-  pub.sources.set(transceiver, 'screen');
-  s.screen = { stream, transceiver };
+  s.screen = { stream, transceiver: null };
   // The browser's own "stop sharing" ends the track.
   track.addEventListener('ended', () => s.screen?.stream === stream && stopScreen(s));
   showLocalScreen(stream);
   updateControls();
+  // Between a lost session and the next one, that one publishes it (publishAll).
+  if (!s.pub && s.conn.state !== 'up') return;
+  s.screen.transceiver = addScreen(publisher(s), stream);
   negotiate(s);
+}
+
+function addScreen(pub, stream) {
+  const transceiver = pub.pc.addTransceiver(stream.getVideoTracks()[0], { direction: 'sendonly', streams: [stream] });
+  preferCodec(transceiver, preferredCodec, addError);
+  pub.sources.set(transceiver, 'screen');
+  return transceiver;
 }
 
 function stopScreen(s) {
@@ -394,7 +428,8 @@ function stopScreen(s) {
   showLocalScreen(null);
   updateControls();
   const pub = s.pub;
-  run(pub, () => {
+  if (!pub?.sources.has(transceiver)) return; // not published yet
+  pub.run(() => {
     pub.sources.delete(transceiver);
     transceiver.stop(); // the next offer ends the track at the server
   });
@@ -410,11 +445,11 @@ function onSubscriberOffer(s, sdp) {
   const sub = s.sub;
   if (!sub) return;
   mark('subscriberOffer');
-  run(sub, async () => {
-    await setRemote(sub, { type: 'offer', sdp });
+  sub.run(async () => {
+    await sub.setRemote({ type: 'offer', sdp });
     await sub.pc.setLocalDescription(await sub.pc.createAnswer());
     s.send({ type: 'answer', target: 'subscriber', sdp: sub.pc.localDescription.sdp });
-    signaled(sub);
+    sub.markSignaled();
     // A transceiver the server stopped sending on keeps its track object, muted
     // rather than ended, so its track leaves the tile here.
     for (const t of sub.pc.getTransceivers()) {
@@ -474,17 +509,6 @@ function serverTrackId(track, participant, transceiver) {
   return known[0]?.id ?? track.id;
 }
 
-// msid returns the a=msid stream and track ids of the m-line mid in sdp.
-function msid(sdp, mid) {
-  if (!sdp || mid == null) return null;
-  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
-    if (!section.split(/\r?\n/).includes(`a=mid:${mid}`)) continue;
-    const m = /^a=msid:(\S+) (\S+?)\r?$/m.exec(section);
-    return m && m[1] !== '-' ? { stream: m[1], track: m[2] } : null;
-  }
-  return null;
-}
-
 function detach(track) {
   received.delete(track);
   for (const tile of [...tiles.values(), ...screens.values()]) {
@@ -520,7 +544,10 @@ function onStreamState(m) {
 function addParticipant(p) {
   if (!p?.id || p.id === sb.you?.id) return;
   sb.participants[p.id] = p.name;
-  ensureTile(p.id);
+  // Its client lost the connection to the server: its tile and video stay.
+  const tile = ensureTile(p.id);
+  tile.el.classList.toggle('reconnecting', !!p.reconnecting);
+  tile.awayEl.hidden = !p.reconnecting;
   render();
 }
 
@@ -551,11 +578,15 @@ function ensureTile(id, source = 'camera') {
     layerEl.className = 'layer';
     layerEl.title = 'simulcast layer received';
     layerEl.hidden = true;
-    el.append(video, pausedEl, layerEl, label);
+    const awayEl = document.createElement('div');
+    awayEl.className = 'reconnecting-note';
+    awayEl.textContent = 'Reconnecting…';
+    awayEl.hidden = true;
+    el.append(video, pausedEl, layerEl, awayEl, label);
     // One stream per participant, so audio and video stay in sync in one element.
     const stream = new MediaStream();
     video.srcObject = stream;
-    tile = { el, video, stream, label, pausedEl, layerEl, participant: id, source };
+    tile = { el, video, stream, label, pausedEl, layerEl, awayEl, participant: id, source };
     map.set(id, tile);
     // A screen share sits right after its owner's camera.
     if (source === 'screen' && tiles.has(id)) tiles.get(id).el.after(el);
@@ -663,6 +694,10 @@ $('camera').addEventListener('click', () => toggleTrack('video'));
 $('screen').addEventListener('click', toggleScreen);
 $('leave').addEventListener('click', leave);
 $('enable-audio').addEventListener('click', enableAudio);
+// A closed tab leaves at once, instead of being waited for as reconnecting.
+addEventListener('pagehide', () => session?.conn.leave());
+// A page restored from the back-forward cache has lost its call: start anew.
+addEventListener('pageshow', (e) => e.persisted && location.reload());
 
 const form = $('join-form');
 form.elements.namedItem('room').value = params.get('room') ?? '';

@@ -7,8 +7,8 @@ package web
 
 import "embed"
 
-// FS holds index.html, app.js and style.css at its root; the server serves it
-// at "/".
+// FS holds index.html, the scripts and style.css at its root; the server
+// serves it at "/".
 //
-//go:embed index.html app.js media.js style.css
+//go:embed index.html app.js connection.js media.js peer.js style.css
 var FS embed.FS

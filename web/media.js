@@ -101,6 +101,17 @@ export async function setLayers(sender, active) {
   return encodings.some((e) => e.rid) ? encodings.filter((e) => e.active).map((e) => e.rid) : [...active];
 }
 
+// msid returns the a=msid stream and track ids of the m-line mid in sdp.
+export function msid(sdp, mid) {
+  if (!sdp || mid == null) return null;
+  for (const section of sdp.split(/\r?\nm=/).slice(1)) {
+    if (!section.split(/\r?\n/).includes(`a=mid:${mid}`)) continue;
+    const m = /^a=msid:(\S+) (\S+?)\r?$/m.exec(section);
+    return m && m[1] !== '-' ? { stream: m[1], track: m[2] } : null;
+  }
+  return null;
+}
+
 // ---- tile sizes (track-settings) ----
 
 const MIN_INTERVAL = 500; // ms between two reports of one track

@@ -1,6 +1,7 @@
 // Package netlab builds small networks for tests: a network namespace
 // joined to the test's own by a veth pair, whose link can be capped in
-// bandwidth (tc tbf) and made lossy (iptables statistic). Programs run in
+// bandwidth (tc tbf), made lossy (iptables statistic) or cut off for a
+// while (Outage). Programs run in
 // the namespace reach the test only over that link, so a subscriber behind
 // it sees exactly the impairment the test sets.
 //
@@ -23,8 +24,11 @@ type Link struct {
 	HostIf string // our end of the veth
 	HostIP string // our address on it
 	PeerIP string // the namespace's address
+	peerIf string // the namespace's end of the veth
+	moves  int    // addresses given by Readdress
 	t      testing.TB
 	rules  [][]string // iptables rules to delete at cleanup
+	outage [][]string // the rules of an outage in progress
 }
 
 var seq atomic.Int32
@@ -46,9 +50,10 @@ func New(t testing.TB) *Link {
 		HostIf: "sbh" + id,
 		HostIP: fmt.Sprintf("10.213.%d.1", n%250),
 		PeerIP: fmt.Sprintf("10.213.%d.2", n%250),
+		peerIf: "sbp" + id,
 		t:      t,
 	}
-	peerIf := "sbp" + id
+	peerIf := l.peerIf
 	t.Cleanup(l.cleanup)
 	steps := [][]string{
 		{"ip", "netns", "add", l.NS},
@@ -122,6 +127,49 @@ func (l *Link) ClearLoss() error {
 	return first
 }
 
+// Outage drops every packet between the namespace and us, both ways, until
+// Restore: the link stays up and nothing errors, the path simply goes dead,
+// as it does when Wi-Fi is lost.
+func (l *Link) Outage() error {
+	for _, rule := range [][]string{{"INPUT", "-i", l.HostIf, "-j", "DROP"}, {"OUTPUT", "-o", l.HostIf, "-j", "DROP"}} {
+		if err := run(append([]string{"iptables", "-I"}, rule...)...); err != nil {
+			return err
+		}
+		l.outage = append(l.outage, rule)
+	}
+	return nil
+}
+
+// Restore ends an outage.
+func (l *Link) Restore() error {
+	var first error
+	for _, r := range l.outage {
+		if err := run(append([]string{"iptables", "-D"}, r...)...); err != nil && first == nil {
+			first = err
+		}
+	}
+	l.outage = nil
+	return first
+}
+
+// Readdress gives the namespace's end of the link a new address, as a
+// device that moves to another network gets one: what was connected from
+// the old address is dead, and the namespace reaches us from the new one.
+// PeerIP becomes the new address.
+func (l *Link) Readdress() error {
+	l.moves++
+	ip := fmt.Sprintf("%s.%d", l.PeerIP[:strings.LastIndexByte(l.PeerIP, '.')], 2+l.moves)
+	// Deleted first: deleting a subnet's first address deletes the others.
+	if err := run(l.Wrap("ip", "addr", "del", l.PeerIP+"/24", "dev", l.peerIf)...); err != nil {
+		return err
+	}
+	if err := run(l.Wrap("ip", "addr", "add", ip+"/24", "dev", l.peerIf)...); err != nil {
+		return err
+	}
+	l.PeerIP = ip
+	return nil
+}
+
 // Wrap returns argv that runs name with args inside the namespace.
 func (l *Link) Wrap(name string, args ...string) []string {
 	return append([]string{"ip", "netns", "exec", l.NS, name}, args...)
@@ -140,6 +188,7 @@ func (l *Link) Script(binary string) string {
 
 func (l *Link) cleanup() {
 	_ = l.ClearLoss()
+	_ = l.Restore()
 	_ = run("ip", "link", "del", l.HostIf) // also removes the peer end
 	_ = run("ip", "netns", "del", l.NS)
 }

@@ -170,3 +170,42 @@ func TestLossFrom(t *testing.T) {
 		t.Errorf("received %d of 1000 packets with 20%% uplink loss", packets)
 	}
 }
+
+// An outage lets nothing through until Restore; then everything passes.
+func TestOutage(t *testing.T) {
+	l := New(t)
+	if err := l.Outage(); err != nil {
+		t.Fatal(err)
+	}
+	if packets, _ := send(t, l, 100, 100, 100*time.Millisecond); packets != 0 {
+		t.Errorf("received %d of 100 packets during an outage", packets)
+	}
+	if err := l.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if packets, _ := send(t, l, 300, 100, 300*time.Millisecond); packets != 300 {
+		t.Errorf("received %d of 300 packets after the outage", packets)
+	}
+}
+
+// After Readdress the namespace is reached at its new address only.
+func TestReaddress(t *testing.T) {
+	l := New(t)
+	old := l.PeerIP
+	if err := l.Readdress(); err != nil {
+		t.Fatal(err)
+	}
+	if l.PeerIP == old {
+		t.Fatalf("PeerIP is still %s", old)
+	}
+	if packets, _ := send(t, l, 100, 100, 100*time.Millisecond); packets != 100 {
+		t.Errorf("received %d of 100 packets at the new address", packets)
+	}
+	out, err := exec.Command("ip", l.Wrap("ip", "-4", "-o", "addr", "show", "dev", l.peerIf)[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), old+"/") || !strings.Contains(string(out), l.PeerIP+"/") {
+		t.Errorf("namespace addresses %q, want %s and not %s", out, l.PeerIP, old)
+	}
+}

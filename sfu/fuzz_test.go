@@ -87,7 +87,7 @@ func FuzzRoute(f *testing.F) {
 	f.Add(byte(1), seedStream())
 	f.Add(byte(2), packets(inPkt{layer: 0, raw: []byte{0x80, 96, 0, 1, 0, 0, 0, 1, 0x10, 0, 0, 0, 0x7c, 0x85, 0x88}}))
 	f.Add(byte(0), []byte{0, 0, 12, 0xa0, 96, 0, 1, 0, 0, 0, 1, 0x10, 0, 0, 0}) // padding bit, no payload
-	f.Add(byte(0), []byte{1, 0xff, 0xff, 0x90})                                    // extension bit, truncated
+	f.Add(byte(0), []byte{1, 0xff, 0xff, 0x90})                                 // extension bit, truncated
 	f.Fuzz(func(t *testing.T, codec byte, stream []byte) {
 		fw := newFwd(t, fwdConfig{layers: 3, bind: true, codec: fuzzCodecs[int(codec)%len(fuzzCodecs)]})
 		fw.routeAll(stream)

@@ -72,11 +72,11 @@ func goTool() string {
 
 var listeningURL = regexp.MustCompile(`"url": "(http://[^"]+)"`)
 
-// startServer runs the server on a loopback port and returns its base URL
-// and PID; it stops the server when the test ends.
-func startServer(t *testing.T) (string, int) {
+// startServer runs the server on a loopback port, with any extra flags,
+// and returns its base URL and PID; it stops the server when the test ends.
+func startServer(t *testing.T, extra ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(serverBinary(t), "-listen", "127.0.0.1:0", "-loopback", "-log-level", "info")
+	cmd := exec.Command(serverBinary(t), append([]string{"-listen", "127.0.0.1:0", "-loopback", "-log-level", "info"}, extra...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@
 //
 //	loadtest synthetic -url http://HOST:PORT/ -rooms R -publishers P -subscribers S -bitrate 1.5M -duration D [-json FILE]
 //	loadtest chrome    -url http://HOST:PORT/ -rooms R -tabs N -duration D [-json FILE]
+//	loadtest soak      -url http://HOST:PORT/ -duration D -warmup W [-csv FILE]
 //
 // Synthetic mode runs Pion clients (internal/client) in this process: P
 // publishers per room send VP8 and Opus-sized audio with a send stamp in
@@ -17,6 +18,12 @@
 // writes the same figures. The exit status is 0 when the run met its
 // targets, 1 when it did not (see the "failures" in the report) or could not
 // run, and 2 for bad flags.
+//
+// Soak mode holds one call for a long time with churn (layer switches
+// every second, viewers killed and replaced, publishers restarting, lost
+// packets NACKed) and fails when the server's goroutines, heap, RSS or open
+// descriptors trend upward, a viewer stops receiving, or the server does not
+// go idle once the room is empty; see soak.go.
 package main
 
 import (
@@ -49,6 +56,7 @@ func main() {
 const usage = `usage:
   loadtest synthetic -url http://HOST:PORT/ -rooms R -publishers P -subscribers S -bitrate 1.5M -duration D [-json FILE] [flags]
   loadtest chrome    -url http://HOST:PORT/ -rooms R -tabs N -duration D [-json FILE] [flags]
+  loadtest soak      -url http://HOST:PORT/ -duration D -warmup W [-csv FILE] [flags]
 "loadtest MODE -h" lists the flags of a mode.
 `
 
@@ -75,6 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return code
 		}
 		c, runMode = &cfg.common, func() (*Report, error) { return runChrome(ctx, &cfg, stderr) }
+	case "soak": // its own summary and exit status: it judges trends, not a window
+		return soakCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

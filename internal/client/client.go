@@ -468,11 +468,12 @@ func (c *Client) readRTCP(read func([]byte) (int, error)) {
 func (c *Client) Close() {
 	if c.ws != nil {
 		_ = c.Send(Message{Type: "leave"})
-	}
-	c.cancel()
-	if c.ws != nil {
+		// The close handshake, before the reader is cancelled: cancelling
+		// first could reset the socket before the server read the leave,
+		// and the server would keep the participant for a resume.
 		_ = c.ws.Close(websocket.StatusNormalClosure, "")
 	}
+	c.cancel()
 	if c.pub != nil {
 		_ = c.pub.Close()
 	}
@@ -482,7 +483,8 @@ func (c *Client) Close() {
 	c.wg.Wait()
 }
 
-// Abort drops the connection without leaving, like a closed tab.
+// Abort drops the connection without leaving or a close frame, as a
+// machine that loses its network does.
 func (c *Client) Abort() {
 	c.cancel()
 	_ = c.ws.CloseNow()

@@ -21,6 +21,8 @@ type Events interface {
 	OnTrackUnpublished(TrackInfo)
 	// OnTrackUpdated: a published track gained a simulcast layer.
 	OnTrackUpdated(TrackInfo)
+	// OnTrackMuted: a publisher muted or unmuted a track (TrackInfo.Muted).
+	OnTrackMuted(TrackInfo)
 	// OnStreamState: the layer this participant receives of a video changed,
 	// or it paused (layer "") or resumed.
 	OnStreamState(track string, paused bool, layer string)

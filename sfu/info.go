@@ -37,6 +37,9 @@ type TrackInfo struct {
 	Codec       string   // MIME type, e.g. video/VP8
 	Source      string   // "camera", "microphone" or "screen"
 	Layers      []string // simulcast rids received so far, lowest first
+	// Muted: the publisher muted it (a microphone muted, a camera turned
+	// off); nothing of it is forwarded until it is unmuted.
+	Muted bool
 }
 
 // Sources of a track, as the publisher declares them.

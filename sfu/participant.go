@@ -58,6 +58,7 @@ type Participant struct {
 	downs   map[*DownTrack]struct{}        // what this participant receives
 	tracks  map[*webrtc.RTPReceiver]*Track // what it publishes
 	sources map[string]string              // declared source by mid
+	mutes   map[string]bool                // mute state by mid, for tracks not yet received
 }
 
 func newParticipant(api *rtc.API, room *Room, name string, events Events, log *zap.Logger) (*Participant, error) {
@@ -72,6 +73,7 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 		downs:             map[*DownTrack]struct{}{},
 		tracks:            map[*webrtc.RTPReceiver]*Track{},
 		sources:           map[string]string{},
+		mutes:             map[string]bool{},
 	}
 	p.log = log.With(zap.String("room", room.name), zap.String("participant", p.info.ID))
 	var err error
@@ -344,7 +346,9 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		}
 		info := TrackInfo{ID: randomID(), Participant: p.info.ID, Kind: remote.Kind(),
 			Codec: remote.Codec().MimeType, Source: source}
+		info.Muted = p.mutes[mid]
 		t = newTrack(info, mid, remote.Codec(), p.pub.WriteRTCP, p.log.With(zap.String("track", info.ID)))
+		t.muted.Store(info.Muted)
 		p.tracks[receiver] = t
 	}
 	p.mu.Unlock()

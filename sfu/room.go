@@ -186,6 +186,21 @@ func (r *Room) updated(t *Track) {
 	}
 }
 
+// mutedChanged tells the others that t was muted or unmuted.
+func (r *Room) mutedChanged(t *Track) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.tracks[t.info.ID] != t {
+		return
+	}
+	info := t.Info()
+	for _, o := range r.participants {
+		if o.info.ID != t.info.Participant {
+			o.events.OnTrackMuted(info)
+		}
+	}
+}
+
 // unpublish stops forwarding t and takes it away from its subscribers.
 func (r *Room) unpublish(t *Track) {
 	r.mu.Lock()

@@ -52,6 +52,9 @@ type Track struct {
 	clock     clock.Clock // for packet arrival times and keyframe request timers
 
 	layers [maxLayers]atomic.Pointer[layer]
+	// muted: the publisher muted the track; its down-tracks send nothing
+	// (and start again at a keyframe).
+	muted atomic.Bool
 
 	// downs is read by the forwarding loops on every packet without a lock;
 	// writers copy it under mu.

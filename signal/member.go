@@ -245,6 +245,10 @@ func (m *member) OnTrackUpdated(t sfu.TrackInfo) {
 	m.send(trackMsg{Type: TypeTrackUpdated, Track: track(t)})
 }
 
+func (m *member) OnTrackMuted(t sfu.TrackInfo) {
+	m.send(trackMsg{Type: TypeTrackMuted, Track: track(t)})
+}
+
 func (m *member) OnStreamState(trackID string, paused bool, layer string) {
 	m.send(streamStateMsg{Type: TypeStreamState, Track: trackID, Paused: paused, Layer: layer})
 }
@@ -294,5 +298,5 @@ func track(t sfu.TrackInfo) trackJSON {
 		layers = []string{}
 	}
 	return trackJSON{ID: t.ID, Participant: t.Participant, Kind: t.Kind.String(), Codec: t.Codec,
-		Source: t.Source, Layers: layers}
+		Source: t.Source, Layers: layers, Muted: t.Muted}
 }

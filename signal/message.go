@@ -28,6 +28,8 @@ const (
 	TypeTrackPublished     = "track-published"
 	TypeTrackUnpublished   = "track-unpublished"
 	TypeTrackUpdated       = "track-updated"
+	TypeTrackMuted         = "track-muted"
+	TypeMute               = "mute"
 	TypeTrackSettings      = "track-settings"
 	TypeStreamState        = "stream-state"
 	TypePublishLayers      = "publish-layers"
@@ -111,6 +113,9 @@ type Message struct {
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
 	// Sources maps publisher mids to "camera", "microphone" or "screen".
 	Sources map[string]string `json:"sources,omitempty"`
+	// Mid and Muted, in mute: the publisher transceiver and its state.
+	Mid   string `json:"mid,omitempty"`
+	Muted *bool  `json:"muted,omitempty"`
 	// Track, Width and Height are a track-settings report.
 	Track  string `json:"trackId,omitempty"`
 	Width  int    `json:"width,omitempty"`
@@ -155,6 +160,13 @@ func decode(data []byte) (Message, *Error) {
 	case TypeResume:
 		if m.Secret == "" || len(m.Secret) > maxSecretSize {
 			return m, errorf(CodeBadMessage, `field "secret": missing or longer than %d bytes`, maxSecretSize)
+		}
+	case TypeMute:
+		if m.Mid == "" || len(m.Mid) > 32 {
+			return m, errorf(CodeBadMessage, `field "mid": missing or longer than 32 bytes`)
+		}
+		if m.Muted == nil {
+			return m, errorf(CodeBadMessage, `field "muted": missing`)
 		}
 	case TypeRestartICE:
 		if m.Target != TargetSubscriber {
@@ -243,6 +255,7 @@ type trackJSON struct {
 	Codec       string   `json:"codec"`
 	Source      string   `json:"source"`
 	Layers      []string `json:"layers"`
+	Muted       bool     `json:"muted,omitempty"`
 }
 
 type joinedMsg struct {

@@ -481,6 +481,8 @@ func (s *session) handle(m Message) (perr *Error) {
 		}
 	case TypeRestartICE:
 		p.RestartICE()
+	case TypeMute:
+		p.SetMuted(m.Mid, *m.Muted)
 	case TypeTrackSettings:
 		p.SetTrackSettings(m.Track, m.Width, m.Height)
 	case TypeLeave:

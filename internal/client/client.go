@@ -81,6 +81,7 @@ type Track struct {
 	Participant string `json:"participant"`
 	Kind        string `json:"kind"`
 	Codec       string `json:"codec"`
+	Muted       bool   `json:"muted"`
 }
 
 // Client is one participant.

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"fmt"
 	"net"
 
 	"github.com/pion/webrtc/v4"
@@ -29,4 +30,17 @@ func (c *Client) RestartICE() error {
 		return err
 	}
 	return c.Send(Message{Type: "restart-ice", Target: "subscriber"})
+}
+
+// Mute tells the server that this client muted (or unmuted) what it
+// publishes of kind ("audio" or "video"), as the web client does when its
+// user mutes the microphone or turns the camera off. The synthetic media
+// keeps flowing: the server is what must stop forwarding it.
+func (c *Client) Mute(kind string, muted bool) error {
+	for _, tr := range c.pub.GetTransceivers() {
+		if tr.Kind().String() == kind && tr.Mid() != "" {
+			return c.SendRaw([]byte(fmt.Sprintf(`{"type":"mute","mid":%q,"muted":%t}`, tr.Mid(), muted)))
+		}
+	}
+	return fmt.Errorf("no %s transceiver", kind)
 }

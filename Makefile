@@ -8,7 +8,7 @@ ARGS    ?=
 # and ports never clash.
 NETNS   := $(shell [ "$$(id -u)" = 0 ] && command -v unshare >/dev/null && unshare -n true 2>/dev/null && echo yes)
 
-.PHONY: run build test vet chromium firefox iptables bench fuzz clean
+.PHONY: run build test vet chromium firefox iptables bench fuzz clean screenshots
 
 run:
 	$(GO) run ./cmd/sfu $(ARGS)
@@ -115,6 +115,16 @@ fuzz:
 			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done
+
+# screenshots renders the web client in headless Chromium (1920x1080 and
+# 390x844: pre-join, a 4-person call, speaker view, a muted participant, a
+# phone, a screen share, reconnecting) into docs/screenshots/.
+screenshots: chromium
+ifeq ($(NETNS),yes)
+	unshare -n sh -c 'ip link set lo up && SWITCHBOARD_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run TestScreenshots ./cmd/sfu/'
+else
+	SWITCHBOARD_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run TestScreenshots ./cmd/sfu/
+endif
 
 clean:
 	rm -rf bin

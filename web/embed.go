@@ -10,5 +10,5 @@ import "embed"
 // FS holds index.html, the scripts and style.css at its root; the server
 // serves it at "/".
 //
-//go:embed index.html app.js connection.js media.js peer.js style.css
+//go:embed index.html *.js style.css
 var FS embed.FS

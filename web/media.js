@@ -13,26 +13,52 @@ const LAYERS = [
 ];
 const TEMPORAL = 'L1T3';
 
-// getMedia asks for the microphone and camera, and settles for either one
-// alone; null means the user joins as a viewer.
-export async function getMedia(addError) {
+// getMedia asks for the microphone and camera (the devices ids name, when
+// given and still there), and settles for either one alone; null means the
+// user joins as a viewer. Failures are told in plain words.
+export async function getMedia(addError, devices = {}) {
   if (!navigator.mediaDevices?.getUserMedia) {
-    addError('getUserMedia is unavailable (it needs https or localhost); joining as a viewer');
+    addError('This page cannot use your camera or microphone here (it needs https). You joined without them.');
     return null;
   }
-  const video = { width: { ideal: 1280 }, height: { ideal: 720 } };
+  const video = cameraConstraints(devices.camera);
+  const audio = devices.microphone ? { deviceId: { ideal: devices.microphone } } : true;
   let firstError = null;
-  for (const constraints of [{ audio: true, video }, { audio: true }, { video }]) {
+  for (const constraints of [{ audio, video }, { audio }, { video }]) {
     try {
       const stream = await navigator.mediaDevices.getUserMedia(constraints);
-      if (firstError) addError(`getUserMedia failed (${firstError}); continuing with ${Object.keys(constraints)[0]} only`);
+      if (firstError) addError(`${mediaProblem(firstError)} You joined with your ${constraints.audio ? 'microphone' : 'camera'} only.`);
       return stream;
     } catch (err) {
-      firstError ??= `${err.name}: ${err.message}`;
+      firstError ??= err;
     }
   }
-  addError(`getUserMedia failed (${firstError}); joining as a viewer`);
+  addError(`${mediaProblem(firstError)} You joined without camera and microphone.`);
   return null;
+}
+
+// cameraConstraints: 1280x720 (three simulcast layers), from deviceId if given.
+export function cameraConstraints(deviceId) {
+  const video = { width: { ideal: 1280 }, height: { ideal: 720 } };
+  if (deviceId) video.deviceId = { ideal: deviceId };
+  return video;
+}
+
+// mediaProblem says what a getUserMedia error means for the user.
+export function mediaProblem(err) {
+  switch (err?.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'Your browser blocked the camera and microphone: allow them for this site (the icon in the address bar), then reload the page.';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'No camera or microphone was found: plug one in, then reload the page.';
+    case 'NotReadableError':
+    case 'AbortError':
+      return 'The camera or microphone is in use by another application: close it, then reload the page.';
+    default:
+      return `The camera or microphone could not be started (${err?.name}: ${err?.message}).`;
+  }
 }
 
 // addCamera adds the camera track as a sendonly transceiver, with three

@@ -89,6 +89,11 @@ type allocation struct {
 	lastUp   time.Time
 	lastDown time.Time
 	notice   streamNotice
+	// hidden: the video had no options (its tile not visible). When it is
+	// shown again it starts as a new subscription does, at once, rather
+	// than waiting out an upgrade's hold: a tab brought back to the front
+	// shows its videos within a keyframe, not seconds later.
+	hidden bool
 }
 
 // allocator is one subscriber's allocation state.
@@ -182,6 +187,13 @@ func (al *allocator) plan(now time.Time, link linkSnapshot, videos []videoSnapsh
 			// climbing is cheaper than a congested start.
 			a = &allocation{option: min(max(keep[i], up[i]), lowestLayerTop(opts[i]))}
 			al.state[v.down] = a
+		}
+		switch {
+		case len(opts[i]) == 0:
+			a.hidden = true
+		case a.hidden:
+			a.hidden = false
+			a.option, a.upSince = min(up[i], lowestLayerTop(opts[i])), time.Time{}
 		}
 		cur := min(a.option, len(opts[i])-1)
 		next, heldBack := a.step(now, cur, keep[i], up[i], link.probed)

@@ -106,8 +106,22 @@ func TestPlanPauseAndResume(t *testing.T) {
 	if p := al.plan(t0.Add(allocationInterval), linkSnapshot{keep: 1e7, up: 1e7}, []videoSnapshot{hidden}); p.videos[0].layer != -1 {
 		t.Fatalf("hidden: %+v, want paused", p.videos[0])
 	}
-	// Room again: resumed after the hold, on the lowest layer.
-	opts, _ := rounds(al, t0.Add(time.Second), 5*time.Second, linkSnapshot{keep: 200_000, up: 200_000}, cam)
+	// Shown again with room: resumed at once, on the lowest layer, as a
+	// new subscription starts (a tab brought back to the front).
+	opts, now := rounds(al, t0.Add(time.Second), 5*time.Second, linkSnapshot{keep: 200_000, up: 200_000}, cam)
+	if opts[0] != 0 || opts[len(opts)-1] != 0 {
+		t.Errorf("shown again: options %v, want option 0 from the first round", opts)
+	}
+	// Shown again without room: still paused.
+	al.plan(now, starved, []videoSnapshot{hidden})
+	if p := al.plan(now.Add(allocationInterval), starved, []videoSnapshot{cam}); p.videos[0].option != -1 {
+		t.Errorf("shown again on a starved link: %+v, want paused", p.videos[0])
+	}
+	// Paused for bandwidth while visible, then room: resumed after the
+	// hold, so that a link at the edge does not flap.
+	al = newAllocator()
+	al.plan(t0, starved, []videoSnapshot{cam})
+	opts, _ = rounds(al, t0.Add(allocationInterval), 5*time.Second, linkSnapshot{keep: 200_000, up: 200_000}, cam)
 	if at := firstAt(opts, 0); at < int(upgradeHold/allocationInterval) || opts[len(opts)-1] != 0 {
 		t.Errorf("options %v: want a resume on option 0 after %v", opts, upgradeHold)
 	}

@@ -188,5 +188,11 @@ func RegisterCodecs(me *webrtc.MediaEngine) error {
 			return err
 		}
 	}
-	return me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.SDESMidURI}, webrtc.RTPCodecTypeAudio)
+	// Audio levels (RFC 6464) tell the server who speaks without decoding.
+	for _, uri := range []string{sdp.SDESMidURI, sdp.AudioLevelURI} {
+		if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: uri}, webrtc.RTPCodecTypeAudio); err != nil {
+			return err
+		}
+	}
+	return nil
 }

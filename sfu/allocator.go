@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -108,8 +109,12 @@ type videoSnapshot struct {
 	down   *DownTrack // which one: the allocator's state is kept by it
 	id     string     // the track's, for a stable order
 	screen bool
-	opts   []option // in ascending cost; none while the video is not visible
-	bound  bool     // it can carry probe padding
+	// speaking is its publisher's place among the room's active speakers
+	// (1 the loudest), 0 when not speaking: when bandwidth is short, who is
+	// talking is seen first.
+	speaking int
+	opts     []option // in ascending cost; none while the video is not visible
+	bound    bool     // it can carry probe padding
 }
 
 // linkSnapshot is what the allocator may spend.
@@ -163,6 +168,10 @@ func (al *allocator) plan(now time.Time, link linkSnapshot, videos []videoSnapsh
 				return -1
 			}
 			return 1
+		}
+		if a.speaking != b.speaking {
+			// 0 (not speaking) after any place.
+			return cmp.Compare(uint(a.speaking-1), uint(b.speaking-1))
 		}
 		return compareStrings(a.id, b.id)
 	})
@@ -347,7 +356,8 @@ func (p *Participant) reallocate(now time.Time, al *allocator, estimate, upEstim
 	p.mu.Unlock()
 	videos := make([]videoSnapshot, len(downs))
 	for i, d := range downs {
-		v := videoSnapshot{down: d, id: d.src.info.ID, screen: d.src.info.Source == SourceScreen, bound: d.bound()}
+		v := videoSnapshot{down: d, id: d.src.info.ID, screen: d.src.info.Source == SourceScreen, bound: d.bound(),
+			speaking: p.room.speakerRank(d.src.info.Participant) + 1}
 		if tl := d.tileNow(); tl.visible {
 			v.opts = d.src.options(now, tl.maxWidth)
 		}

@@ -23,6 +23,9 @@ type Events interface {
 	OnTrackUpdated(TrackInfo)
 	// OnTrackMuted: a publisher muted or unmuted a track (TrackInfo.Muted).
 	OnTrackMuted(TrackInfo)
+	// OnSpeakers: the room's active speakers changed (loudest first; empty
+	// when nobody speaks). At most every 200 ms.
+	OnSpeakers([]SpeakerInfo)
 	// OnStreamState: the layer this participant receives of a video changed,
 	// or it paused (layer "") or resumed.
 	OnStreamState(track string, paused bool, layer string)

@@ -49,6 +49,12 @@ const (
 	SourceScreen     = "screen"
 )
 
+// SpeakerInfo is one active speaker: who, and how much they speak (0-1).
+type SpeakerInfo struct {
+	Participant string
+	Level       float64
+}
+
 // JoinInfo is what a participant learns when it enters a room.
 type JoinInfo struct {
 	You          ParticipantInfo

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 
@@ -349,6 +350,11 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		info.Muted = p.mutes[mid]
 		t = newTrack(info, mid, remote.Codec(), p.pub.WriteRTCP, p.log.With(zap.String("track", info.ID)))
 		t.muted.Store(info.Muted)
+		for _, e := range receiver.GetParameters().HeaderExtensions {
+			if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
+				t.levelExt = uint8(e.ID)
+			}
+		}
 		p.tracks[receiver] = t
 	}
 	p.mu.Unlock()
@@ -358,7 +364,8 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 		return
 	}
 	p.log.Info("stream published", zap.String("track", t.info.ID), zap.String("codec", t.info.Codec),
-		zap.String("source", t.info.Source), zap.String("rid", remote.RID()), zap.Uint32("ssrc", l.ssrc))
+		zap.String("source", t.info.Source), zap.String("rid", remote.RID()), zap.Uint32("ssrc", l.ssrc),
+		zap.Uint8("audio_level_ext", t.levelExt))
 	// Reading each stream's RTCP (sender reports) keeps the report
 	// interceptor's round-trip figures right and its buffer drained. A
 	// simulcast receiver has one RTCP stream per rid (Read would use one

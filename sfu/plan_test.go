@@ -211,3 +211,24 @@ func TestStreamNotice(t *testing.T) {
 		t.Error("paused before it started: not told")
 	}
 }
+
+// When the link fits one video, the one whose publisher is speaking gets
+// it, whatever the order of the track ids.
+func TestPlanServesTheSpeakerFirst(t *testing.T) {
+	al := newAllocator()
+	a, b := camera("a"), camera("b")
+	b.speaking = 1
+	oneVideo := linkSnapshot{keep: 150_000, up: 150_000}
+	p := al.plan(t0, oneVideo, []videoSnapshot{a, b})
+	for _, v := range p.videos {
+		if want := map[*DownTrack]int{a.down: -1, b.down: 0}[v.down]; v.option != want {
+			t.Errorf("video %p: option %d, want %d (b is speaking)", v.down, v.option, want)
+		}
+	}
+	// Without a speaker, the first by track id.
+	b.speaking = 0
+	p = newAllocator().plan(t0, oneVideo, []videoSnapshot{a, b})
+	if p.videos[0].down != a.down || p.videos[0].option != 0 || p.videos[1].option != -1 {
+		t.Errorf("no speaker: %+v, want a served", p.videos)
+	}
+}

@@ -32,6 +32,7 @@ func (e *events) OnTrackPublished(TrackInfo)                {}
 func (e *events) OnTrackUnpublished(TrackInfo)              {}
 func (e *events) OnTrackUpdated(TrackInfo)                  {}
 func (e *events) OnTrackMuted(TrackInfo)                    {}
+func (e *events) OnSpeakers([]SpeakerInfo)                  {}
 func (e *events) OnStreamState(string, bool, string)        {}
 func (e *events) OnPublishLayers(string, string, []string)  {}
 func (e *events) OnAnswer(string)                           {}

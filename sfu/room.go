@@ -5,11 +5,15 @@
 package sfu
 
 import (
+	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/pion/webrtc/v4"
 	"github.com/switchboard-sfu/switchboard/rtc"
 )
 
@@ -25,11 +29,16 @@ type Rooms struct {
 	ended counters
 	// iceRestarts counts subscriber ICE restarts (switchboard_ice_restarts_total).
 	iceRestarts atomic.Uint64
+	// stop ends rankSpeakersLoop, which closes ranked when it returns.
+	stop, ranked chan struct{}
+	stopOnce     sync.Once
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.
 func NewRooms(api *rtc.API, log *zap.Logger) *Rooms {
-	return &Rooms{api: api, log: log, rooms: map[string]*Room{}}
+	rs := &Rooms{api: api, log: log, rooms: map[string]*Room{}, stop: make(chan struct{}), ranked: make(chan struct{})}
+	go rs.rankSpeakersLoop()
+	return rs
 }
 
 // Join adds a participant named name to room, creating the room if needed.
@@ -44,7 +53,8 @@ func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
 	}
 	r := rs.rooms[room]
 	if r == nil {
-		r = &Room{name: room, rooms: rs, participants: map[string]*Participant{}, tracks: map[string]*Track{}}
+		r = &Room{name: room, rooms: rs, participants: map[string]*Participant{}, tracks: map[string]*Track{},
+			speakers: newSpeakerDetector()}
 		rs.rooms[room] = r
 		rs.log.Info("room opened", zap.String("room", room))
 	}
@@ -100,6 +110,8 @@ func (rs *Rooms) Close() {
 		}()
 	}
 	wg.Wait()
+	rs.stopOnce.Do(func() { close(rs.stop) })
+	<-rs.ranked
 }
 
 // Room is a set of participants who receive each other's tracks.
@@ -111,6 +123,10 @@ type Room struct {
 	participants map[string]*Participant
 	tracks       map[string]*Track
 	joining      int // participants being created, who keep the room open
+	speakers     *speakerDetector
+	// speakerOrder is the last ranking, for the allocator: the active
+	// speaker's video is served first when bandwidth is short.
+	speakerOrder atomic.Pointer[[]string]
 }
 
 // join adds p, whose Join counted it in r.joining.
@@ -131,6 +147,9 @@ func (r *Room) join(p *Participant) {
 	r.participants[p.info.ID] = p
 	// Under the lock, so that no event about this room reaches p before it.
 	p.events.OnJoined(info)
+	// Who speaks now, so that a newcomer's highlight is the server's from
+	// the start.
+	p.events.OnSpeakers(r.speakerInfo())
 	r.mu.Unlock()
 
 	p.log.Info("participant joined", zap.String("name", p.info.Name))
@@ -288,6 +307,79 @@ func (r *Room) setReconnecting(p *Participant, away bool) {
 	for _, o := range r.participants {
 		if o != p {
 			o.events.OnParticipantUpdated(info)
+		}
+	}
+}
+
+// rankSpeakers turns the room's audio levels since the last call into a
+// ranking of speakers, and tells everyone when it changed.
+func (r *Room) rankSpeakers(interval time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	activities := map[string]float64{}
+	for _, t := range r.tracks {
+		if t.info.Kind != webrtc.RTPCodecTypeAudio || t.muted.Load() {
+			continue
+		}
+		if a, ok := t.levels.take(); ok {
+			activities[t.info.Participant] = max(activities[t.info.Participant], a)
+		}
+	}
+	r.speakers.observe(interval, activities)
+	order, changed := r.speakers.rank()
+	if !changed {
+		return
+	}
+	ranked := slices.Clone(order)
+	r.speakerOrder.Store(&ranked)
+	info := r.speakerInfo()
+	for _, p := range r.participants {
+		p.events.OnSpeakers(info)
+	}
+}
+
+// speakerInfo is the last ranking with each speaker's activity; r.mu held.
+func (r *Room) speakerInfo() []SpeakerInfo {
+	var order []string
+	if o := r.speakerOrder.Load(); o != nil {
+		order = *o
+	}
+	info := make([]SpeakerInfo, len(order))
+	for i, id := range order {
+		info[i] = SpeakerInfo{Participant: id, Level: math.Round(r.speakers.level(id)*100) / 100}
+	}
+	return info
+}
+
+// speakerRank is where participant is in the room's speaker ranking, -1
+// if it is not speaking.
+func (r *Room) speakerRank(participant string) int {
+	if order := r.speakerOrder.Load(); order != nil {
+		return slices.Index(*order, participant)
+	}
+	return -1
+}
+
+// rankSpeakersLoop ranks every room's speakers every speakerInterval until
+// the rooms close.
+func (rs *Rooms) rankSpeakersLoop() {
+	defer close(rs.ranked)
+	t := time.NewTicker(speakerInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-rs.stop:
+			return
+		case <-t.C:
+		}
+		rs.mu.Lock()
+		rooms := make([]*Room, 0, len(rs.rooms))
+		for _, r := range rs.rooms {
+			rooms = append(rooms, r)
+		}
+		rs.mu.Unlock()
+		for _, r := range rooms {
+			r.rankSpeakers(speakerInterval)
 		}
 	}
 }

@@ -55,6 +55,10 @@ type Track struct {
 	// muted: the publisher muted the track; its down-tracks send nothing
 	// (and start again at a keyframe).
 	muted atomic.Bool
+	// levelExt is the audio level extension's id in the publisher's
+	// packets (0: none); levels tallies what they carry (speakers.go).
+	levelExt uint8
+	levels   audioLevels
 
 	// downs is read by the forwarding loops on every packet without a lock;
 	// writers copy it under mu.
@@ -205,6 +209,9 @@ func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet) {
 	l.lastPacket.Store(pkt.at.UnixNano())
 	if l.cache != nil {
 		l.cache.Store(h.SequenceNumber, raw)
+	}
+	if t.levelExt != 0 {
+		t.levels.add(h, t.levelExt)
 	}
 	t.codec.Parse(media, &pkt.info)
 	bucket := unlayered

@@ -160,7 +160,7 @@ func (c *client) read(ctx context.Context) (msg, error) {
 // waiting for something else pass them by.
 var background = map[string]bool{
 	signal.TypeCandidate: true, signal.TypeOffer: true,
-	"track-updated": true, "stream-state": true, "publish-layers": true,
+	"track-updated": true, "stream-state": true, "publish-layers": true, "speakers": true,
 }
 
 // expectWithin reads until a message of type typ arrives. An error message,

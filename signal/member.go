@@ -249,6 +249,21 @@ func (m *member) OnTrackMuted(t sfu.TrackInfo) {
 	m.send(trackMsg{Type: TypeTrackMuted, Track: track(t)})
 }
 
+// OnSpeakers is not numbered or kept: a client that was away is brought
+// up to date by the next change, and a replay of old rankings would only
+// flash stale highlights.
+func (m *member) OnSpeakers(speakers []sfu.SpeakerInfo) {
+	msg := speakersMsg{Type: TypeSpeakers, Speakers: make([]speakerJSON, len(speakers))}
+	for i, s := range speakers {
+		msg.Speakers[i] = speakerJSON{Participant: s.Participant, Level: s.Level}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sess != nil && !m.gone {
+		m.sess.send(msg)
+	}
+}
+
 func (m *member) OnStreamState(trackID string, paused bool, layer string) {
 	m.send(streamStateMsg{Type: TypeStreamState, Track: trackID, Paused: paused, Layer: layer})
 }

@@ -29,6 +29,7 @@ const (
 	TypeTrackUnpublished   = "track-unpublished"
 	TypeTrackUpdated       = "track-updated"
 	TypeTrackMuted         = "track-muted"
+	TypeSpeakers           = "speakers"
 	TypeMute               = "mute"
 	TypeTrackSettings      = "track-settings"
 	TypeStreamState        = "stream-state"
@@ -326,6 +327,16 @@ type publishLayersMsg struct {
 	Track  string   `json:"trackId"`
 	Mid    string   `json:"mid"`
 	Active []string `json:"active"`
+}
+
+type speakerJSON struct {
+	Participant string  `json:"participant"`
+	Level       float64 `json:"level"`
+}
+
+type speakersMsg struct {
+	Type     string        `json:"type"`
+	Speakers []speakerJSON `json:"speakers"`
 }
 
 type errorMsg struct {

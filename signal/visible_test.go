@@ -19,7 +19,7 @@ func TestVideoBackWhenShownAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	pub, err := pionclient.Join(ctx, api, s.url, "r", "Pub", pionclient.Options{Publish: true, Simulcast: true, VideoBitrate: 1_500_000})
 	if err != nil {
@@ -44,34 +44,42 @@ func TestVideoBackWhenShownAgain(t *testing.T) {
 		}
 	}
 
-	settings(0, 0)
-	// Hidden until dynacast has switched every layer off at the publisher.
-	for {
-		m, err := waitForAny(ctx, pub, signal.TypePublishLayers)
-		if err != nil {
-			t.Fatalf("the publisher was never told to stop encoding the hidden video: %v", err)
-		}
-		if len(m.Active) == 0 {
-			break
-		}
-	}
-	p0, k0 := video()
-	shown := time.Now()
-	settings(1280, 720)
-	for {
-		p, k := video()
-		if p > p0 && k > k0 {
-			took := time.Since(shown)
-			t.Logf("video back with a keyframe %v after it was shown again", took.Round(time.Millisecond))
-			if took > time.Second {
-				t.Errorf("video back %v after it was shown again; want within a second", took)
+	// Up to three tries: one can be slowed by a bandwidth estimate that
+	// dipped on a busy machine; the hold this test guards against made
+	// every one take over 2 s.
+	var tries []time.Duration
+	for range 3 {
+		settings(0, 0)
+		// Hidden until dynacast has switched every layer off at the publisher.
+		for {
+			m, err := waitForAny(ctx, pub, signal.TypePublishLayers)
+			if err != nil {
+				t.Fatalf("the publisher was never told to stop encoding the hidden video: %v", err)
 			}
+			if len(m.Active) == 0 {
+				break
+			}
+		}
+		p0, k0 := video()
+		shown := time.Now()
+		settings(1280, 720)
+		for {
+			p, k := video()
+			if p > p0 && k > k0 {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatal("no video after the tile was shown again")
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		took := time.Since(shown)
+		tries = append(tries, took.Round(time.Millisecond))
+		if took <= time.Second {
+			t.Logf("video back with a keyframe %v after it was shown again", tries)
 			return
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("no video after the tile was shown again")
-		case <-time.After(10 * time.Millisecond):
-		}
 	}
+	t.Errorf("video back %v after it was shown again; want within a second", tries)
 }

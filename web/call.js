@@ -9,7 +9,7 @@ import { getMedia } from './media.js';
 import { $, addError, current, emit, mark, options, params, prefs, received, sb, screens, tiles } from './state.js';
 import { detach, local, place, refresh, refreshAll, relocate, removeTile, setReconnecting, sizes } from './tiles.js';
 import { onPublishLayers, publishAll, negotiate, setPeerMaker, showLocalScreen } from './publish.js';
-import { startStats, stopStats } from './stats.js';
+import { onSpeakers, startStats, stopStats } from './stats.js';
 
 export const ui = { notice: '' }; // a message for the banner that outlives the call ("replaced")
 
@@ -201,6 +201,8 @@ function onMessage(s, m) {
       return onStreamState(m);
     case 'publish-layers':
       return onPublishLayers(s, m);
+    case 'speakers':
+      return onSpeakers(m.speakers);
     case 'error':
       // A server that does not know "mute" yet: the others just see no icon.
       if (m.code === 'unknown-type') return console.warn('switchboard: the server refused a message:', m.message);

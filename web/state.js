@@ -46,6 +46,9 @@ export const sb = (window.switchboard = {
   reconnects: { resumed: 0, rejoined: 0 },
   // Participant id ('' for us) -> smoothed audio level 0..1, and whether they speak.
   levels: {},
+  // The server's active speakers, loudest first (participant ids); null
+  // until its first speakers message.
+  speakers: null,
   // Participant id -> 'good' | 'fair' | 'poor'.
   quality: {},
   // A participant with a screen share has two tiles; each id is listed once.

@@ -40,7 +40,9 @@ async function poll() {
     const prev = sb.levels[id] ?? { level: 0, speaking: false };
     const level = 0.6 * prev.level + 0.4 * (levels[id] ?? 0);
     const speaking = prev.speaking ? level > SPEAK_OFF : level > SPEAK_ON;
-    if (speaking !== prev.speaking) {
+    // Once the server ranks speakers (speakers messages), its word decides
+    // the highlight; these levels remain for the meters.
+    if (speaking !== prev.speaking && !sb.speakers) {
       setSpeaking(id, speaking);
       if (speaking && id) setSpeaker(id);
     }
@@ -48,6 +50,18 @@ async function poll() {
   }
   if (tick % QUALITY_EVERY === 0 && sub) quality(sub, byTrack);
   if (panelOpen && tick % QUALITY_EVERY === 0) renderPanel(sub, pub);
+}
+
+// onSpeakers takes the server's ranking of active speakers (loudest first)
+// and highlights exactly those tiles, the loudest on the stage in speaker
+// view.
+export function onSpeakers(list) {
+  if (!Array.isArray(list)) return;
+  const ids = list.map((x) => x?.participant).filter((id) => typeof id === 'string');
+  sb.speakers = ids;
+  for (const id of tiles.keys()) setSpeaking(id, ids.includes(id));
+  setSpeaking('', !!sb.you && ids.includes(sb.you.id));
+  if (ids[0] && ids[0] !== sb.you?.id) setSpeaker(ids[0]);
 }
 
 // quality rates each participant's connection from what we receive from
@@ -156,6 +170,7 @@ export function stopStats() {
   timer = null;
   for (const id of Object.keys(sb.levels)) setSpeaking(id, false);
   sb.levels = {};
+  sb.speakers = null;
   sb.quality = {};
   emit('participants');
 }

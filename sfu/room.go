@@ -25,11 +25,13 @@ type Rooms struct {
 	ended counters
 	// iceRestarts counts subscriber ICE restarts (switchboard_ice_restarts_total).
 	iceRestarts atomic.Uint64
+	// dataLimits bound room data (data.go).
+	dataLimits DataLimits
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.
 func NewRooms(api *rtc.API, log *zap.Logger) *Rooms {
-	return &Rooms{api: api, log: log, rooms: map[string]*Room{}}
+	return &Rooms{api: api, log: log, rooms: map[string]*Room{}, dataLimits: DefaultDataLimits()}
 }
 
 // Join adds a participant named name to room, creating the room if needed.
@@ -45,6 +47,7 @@ func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
 	r := rs.rooms[room]
 	if r == nil {
 		r = &Room{name: room, rooms: rs, participants: map[string]*Participant{}, tracks: map[string]*Track{}}
+		r.data = newRoomData(r)
 		rs.rooms[room] = r
 		rs.log.Info("room opened", zap.String("room", room))
 	}
@@ -110,7 +113,8 @@ type Room struct {
 	mu           sync.Mutex
 	participants map[string]*Participant
 	tracks       map[string]*Track
-	joining      int // participants being created, who keep the room open
+	joining      int        // participants being created, who keep the room open
+	data         *dataRelay // chat and app messages (data.go)
 }
 
 // join adds p, whose Join counted it in r.joining.

@@ -36,6 +36,7 @@ type Participant struct {
 
 	pub, sub *webrtc.PeerConnection
 	bwe      rtc.Estimator // of the subscriber connection
+	data     *dataPort     // its end of the room's data (data.go)
 
 	// pubMu and subMu serialize signaling on each PeerConnection and guard
 	// the candidates that arrived before the remote description.
@@ -104,6 +105,11 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 		_ = p.pub.Close()
 		_ = p.sub.Close()
 		return nil, fmt.Errorf("subscriber data channel: %w", err)
+	}
+	if err := p.openData(); err != nil {
+		_ = p.pub.Close()
+		_ = p.sub.Close()
+		return nil, err
 	}
 	p.wg.Add(2)
 	go func() {

@@ -32,11 +32,14 @@ type Rooms struct {
 	// stop ends rankSpeakersLoop, which closes ranked when it returns.
 	stop, ranked chan struct{}
 	stopOnce     sync.Once
+	// dataLimits bound room data (data.go).
+	dataLimits DataLimits
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.
 func NewRooms(api *rtc.API, log *zap.Logger) *Rooms {
-	rs := &Rooms{api: api, log: log, rooms: map[string]*Room{}, stop: make(chan struct{}), ranked: make(chan struct{})}
+	rs := &Rooms{api: api, log: log, rooms: map[string]*Room{}, dataLimits: DefaultDataLimits(),
+		stop: make(chan struct{}), ranked: make(chan struct{})}
 	go rs.rankSpeakersLoop()
 	return rs
 }
@@ -55,6 +58,7 @@ func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
 	if r == nil {
 		r = &Room{name: room, rooms: rs, participants: map[string]*Participant{}, tracks: map[string]*Track{},
 			speakers: newSpeakerDetector()}
+		r.data = newRoomData(r)
 		rs.rooms[room] = r
 		rs.log.Info("room opened", zap.String("room", room))
 	}
@@ -122,7 +126,8 @@ type Room struct {
 	mu           sync.Mutex
 	participants map[string]*Participant
 	tracks       map[string]*Track
-	joining      int // participants being created, who keep the room open
+	joining      int        // participants being created, who keep the room open
+	data         *dataRelay // chat and app messages (data.go)
 	speakers     *speakerDetector
 	// speakerOrder is the last ranking, for the allocator: the active
 	// speaker's video is served first when bandwidth is short.

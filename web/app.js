@@ -2,17 +2,19 @@
 // state.js (what they share, window.switchboard), call.js (the session and
 // the server's messages), publish.js (what we send), tiles.js (what each
 // tile shows), layout.js (where the tiles go), stats.js (speaking, quality,
-// the Stats panel), controls.js (buttons, panels, keys, status), prejoin.js
+// the Stats panel), chat.js (the Chat panel, over a data channel), controls.js (buttons, panels, keys, status), prejoin.js
 // (the pre-join screen and devices); connection.js and peer.js keep the
 // signaling and media connections alive. The protocol is docs/protocol.md.
 import { current, params } from './state.js';
 import { join } from './call.js';
 import { initLayout } from './layout.js';
 import { initControls } from './controls.js';
+import { initChat } from './chat.js';
 import { enterCall, initPrejoin, showPrejoin } from './prejoin.js';
 
 initLayout();
 initControls();
+initChat();
 initPrejoin();
 // A closed tab leaves at once, instead of being waited for as reconnecting.
 addEventListener('pagehide', () => current.session?.conn.leave());

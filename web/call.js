@@ -10,6 +10,7 @@ import { $, addError, current, emit, mark, options, params, prefs, received, sb,
 import { detach, local, place, refresh, refreshAll, relocate, removeTile, setReconnecting, sizes } from './tiles.js';
 import { onPublishLayers, publishAll, negotiate, setPeerMaker, showLocalScreen } from './publish.js';
 import { onSpeakers, startStats, stopStats } from './stats.js';
+import { attachChat } from './chat.js';
 
 export const ui = { notice: '' }; // a message for the banner that outlives the call ("replaced")
 
@@ -233,6 +234,7 @@ async function onJoined(s, m, again) {
   // permission prompt), because the server may offer as soon as we joined.
   s.sub = makePeer(s, 'subscriber');
   s.sub.pc.ontrack = onTrack;
+  attachChat(s.sub.pc); // the room's data channels come with the server's first offer
   sb.subscriber = s.sub.pc;
   setState('joined');
   startStats();

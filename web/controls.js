@@ -1,6 +1,6 @@
 // The parts of the page around the tiles: the header's plain status, the
 // banner, errors and toasts; the control bar (each button named for what it
-// does); the Participants, Stats and Devices panels; the invite link; page
+// does); the Participants, Chat (chat.js), Stats and Devices panels; the invite link; page
 // turning; and the keys (m: microphone, v: camera, Escape: close a panel).
 import { $, current, emit, on, params, sb, screens, tiles } from './state.js';
 import { callState, leave, ui } from './call.js';
@@ -79,7 +79,7 @@ export function updateControls() {
 
 // ---- panels ----
 
-const PANELS = { participants: 'panel-participants', stats: 'panel-stats', devices: 'panel-devices' };
+const PANELS = { participants: 'panel-participants', chat: 'panel-chat', stats: 'panel-stats', devices: 'panel-devices' };
 
 export function togglePanel(name, open) {
   for (const [n, id] of Object.entries(PANELS)) {
@@ -89,6 +89,7 @@ export function togglePanel(name, open) {
   }
   setStatsOpen(!$('panel-stats').hidden);
   if (name === 'participants') renderParticipants();
+  emit('panel', name);
   emit('layout'); // the grid gives way to an open panel
 }
 

@@ -70,6 +70,10 @@ type Config struct {
 		MessagesPerSecond    int `yaml:"messages-per-second"`
 		MessageSize          int `yaml:"message-size"`
 	} `yaml:"limits"`
+	Data struct {
+		MessageSize       int `yaml:"message-size"`
+		MessagesPerSecond int `yaml:"messages-per-second"`
+	} `yaml:"data"`
 	Session struct {
 		ResumeGrace time.Duration `yaml:"resume-grace"`
 	} `yaml:"session"`
@@ -98,6 +102,8 @@ func defaults() Config {
 	c.Limits.ConnectionsPerMinute = 60
 	c.Limits.MessagesPerSecond = 50
 	c.Limits.MessageSize = signal.MaxMessageSize
+	c.Data.MessageSize = 64 << 10
+	c.Data.MessagesPerSecond = 50
 	c.Session.ResumeGrace = 20 * time.Second
 	c.Shutdown.Grace = 30 * time.Second
 	return c
@@ -147,6 +153,8 @@ func settings() []setting {
 		{"limits.connections-per-ip-per-minute", "max-connections-per-ip", "WebSocket connections per client IP per minute (0: no limit)", func(c *Config) any { return &c.Limits.ConnectionsPerMinute }},
 		{"limits.messages-per-second", "max-messages-per-second", "signaling messages per connection per second, bursts of twice as many (0: no limit)", func(c *Config) any { return &c.Limits.MessagesPerSecond }},
 		{"limits.message-size", "max-message-size", "largest signaling message in bytes (1024 to 1048576)", func(c *Config) any { return &c.Limits.MessageSize }},
+		{"data.message-size", "data-message-size", "largest chat or app message over a data channel, in bytes (1024 to 65536, the data channel's own limit)", func(c *Config) any { return &c.Data.MessageSize }},
+		{"data.messages-per-second", "data-messages-per-second", "chat and app messages per participant per second (0: no limit)", func(c *Config) any { return &c.Data.MessagesPerSecond }},
 		{"session.resume-grace", "resume-grace", "how long a participant whose connection broke stays in its room for its client to resume (0: it leaves at once)", func(c *Config) any { return &c.Session.ResumeGrace }},
 		{"shutdown.grace", "shutdown-grace", "on SIGTERM, how long clients may stay before they are disconnected", func(c *Config) any { return &c.Shutdown.Grace }},
 	}
@@ -371,6 +379,12 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MessageSize < 1024 || c.Limits.MessageSize > 1<<20 {
 		return invalid("limits.message-size", "%d: want 1024 to 1048576 bytes", c.Limits.MessageSize)
+	}
+	if c.Data.MessageSize < 1024 || c.Data.MessageSize > 64<<10 {
+		return invalid("data.message-size", "%d: want 1024 to 65536 bytes (the most a data channel message carries here)", c.Data.MessageSize)
+	}
+	if c.Data.MessagesPerSecond < 0 {
+		return invalid("data.messages-per-second", "%d: want 0 (no limit) or more", c.Data.MessagesPerSecond)
 	}
 	if c.Session.ResumeGrace < 0 || c.Session.ResumeGrace > 10*time.Minute {
 		return invalid("session.resume-grace", "%v: want 0 to 10m", c.Session.ResumeGrace)

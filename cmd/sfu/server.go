@@ -70,6 +70,11 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 		return nil, err
 	}
 	s.rooms = sfu.NewRooms(api, log)
+	perSecond := c.Data.MessagesPerSecond
+	if perSecond == 0 {
+		perSecond = -1 // no limit
+	}
+	s.rooms.SetDataLimits(sfu.DataLimits{MessageSize: c.Data.MessageSize, MessagesPerSecond: perSecond})
 
 	h := sig.NewHandler(s.rooms, log.Named("signal"))
 	h.OriginPatterns = c.HTTP.AllowedOrigins

@@ -108,6 +108,7 @@ type Client struct {
 	pubCands []webrtc.ICECandidateInit
 	subCands []webrtc.ICECandidateInit
 	writeMu  sync.Mutex
+	data     dataState // room data (data.go)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -249,6 +250,7 @@ func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) 
 		})
 	}
 	c.sub.OnTrack(c.onTrack)
+	c.sub.OnDataChannel(c.onDataChannel)
 
 	if err := c.Send(Message{Type: "join", Room: room, Name: name, Token: c.opts.Token}); err != nil {
 		return err

@@ -1,0 +1,168 @@
+package sfu
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// DataLimits bound what one participant may send the room over its data
+// channels. The zero value of a field means its default (see
+// DefaultDataLimits), except MessagesPerSecond < 0: no rate limit.
+type DataLimits struct {
+	// MessageSize is the largest message in bytes.
+	MessageSize int
+	// MessagesPerSecond is how many messages one participant may send per
+	// second, in bursts of as many.
+	MessagesPerSecond int
+	// QueueSize is how many bytes may wait for one receiver's reliable
+	// channel; past it, that receiver misses the message and both it and
+	// the sender are told (overflow).
+	QueueSize int
+}
+
+// DefaultDataLimits are the limits of a server that sets none.
+func DefaultDataLimits() DataLimits {
+	return DataLimits{MessageSize: 64 << 10, MessagesPerSecond: 50, QueueSize: 4 << 20}
+}
+
+func (l DataLimits) withDefaults() DataLimits {
+	d := DefaultDataLimits()
+	if l.MessageSize <= 0 {
+		l.MessageSize = d.MessageSize
+	}
+	if l.MessagesPerSecond == 0 {
+		l.MessagesPerSecond = d.MessagesPerSecond
+	}
+	if l.QueueSize <= 0 {
+		l.QueueSize = d.QueueSize
+	}
+	return l
+}
+
+// lossyHighWater: an unreliable message is dropped for a receiver whose
+// channel has this much waiting already.
+const lossyHighWater = 256 << 10
+
+// dataPort is one participant's end of the room's data: its reliable
+// queue, its unreliable channel and its rate limit.
+type dataPort struct {
+	who     dataFrom
+	queue   *dataQueue
+	lossy   dataSink // nil: none
+	limiter *rate.Limiter
+}
+
+func newDataPort(who dataFrom, l DataLimits, reliable, lossy dataSink) *dataPort {
+	port := &dataPort{who: who, queue: newDataQueue(reliable, l.QueueSize), lossy: lossy}
+	if l.MessagesPerSecond > 0 {
+		port.limiter = rate.NewLimiter(rate.Limit(l.MessagesPerSecond), l.MessagesPerSecond)
+	}
+	return port
+}
+
+// fail sends an error to this participant.
+func (p *dataPort) fail(e *dataError) {
+	e.Type = "error"
+	b, _ := json.Marshal(e) // plain strings: cannot fail
+	p.queue.pushError(b)
+}
+
+func (p *dataPort) sendLossy(b []byte) {
+	if p.lossy != nil && p.lossy.BufferedAmount() < lossyHighWater {
+		_ = p.lossy.SendText(string(b)) // unreliable by design
+	}
+}
+
+// dataRelay passes a room's data messages between its participants and
+// keeps its chat history.
+type dataRelay struct {
+	limits  DataLimits
+	peers   func() []*dataPort // everyone in the room now
+	history chatLog
+	now     func() time.Time
+}
+
+func newDataRelay(l DataLimits, peers func() []*dataPort) *dataRelay {
+	return &dataRelay{limits: l.withDefaults(), peers: peers, now: time.Now}
+}
+
+// receive handles one message from a participant: checked, stamped with
+// its sender, and queued to its receivers (and, for chat, echoed to the
+// sender with its id and time). It never waits for anyone.
+func (r *dataRelay) receive(from *dataPort, b []byte, text, lossy bool) {
+	if from.limiter != nil && !from.limiter.Allow() {
+		from.fail(&dataError{Code: codeRateLimited, Message: fmt.Sprintf("more than %d messages per second; this one was dropped", r.limits.MessagesPerSecond)})
+		return
+	}
+	if len(b) > r.limits.MessageSize {
+		from.fail(&dataError{Code: codeTooLarge, Message: fmt.Sprintf("message of %d bytes; the limit is %d", len(b), r.limits.MessageSize)})
+		return
+	}
+	if !text {
+		from.fail(badMessage("binary messages are not understood; send JSON text"))
+		return
+	}
+	in, to, derr := decodeData(b, lossy)
+	if derr != nil {
+		from.fail(derr)
+		return
+	}
+	out := dataOut{Type: in.Type, ID: randomID(), From: from.who, TS: r.now().UnixMilli(), Data: in.Data, To: to}
+	if in.Text != nil {
+		out.Text = *in.Text
+	}
+	enc, err := json.Marshal(out)
+	if err != nil { // data is valid JSON, checked by Unmarshal
+		from.fail(badMessage("data: %v", err))
+		return
+	}
+	targets := r.targets(from, to)
+	if to != nil && len(targets) == 0 {
+		from.fail(&dataError{Code: codeBadMessage, Message: "none of the recipients is in the room", Ref: out.ID})
+		return
+	}
+	if lossy {
+		for _, t := range targets {
+			t.sendLossy(enc)
+		}
+		return
+	}
+	if in.Type == "chat" {
+		if to == nil {
+			r.history.add(enc)
+		}
+		targets = append(targets, from) // the sender's copy, with id and time
+	}
+	for _, t := range targets {
+		if t.queue.push(enc) {
+			continue
+		}
+		t.fail(&dataError{Code: codeOverflow, Message: "you receive too slowly: a message to you was dropped", Ref: out.ID})
+		if t != from {
+			from.fail(&dataError{Code: codeOverflow, Message: t.who.Name + " receives too slowly: they did not get this message",
+				Ref: out.ID, Participant: t.who.ID})
+		}
+	}
+}
+
+// targets are the participants a message to ids (nil: everyone) reaches,
+// the sender left out.
+func (r *dataRelay) targets(from *dataPort, ids []string) []*dataPort {
+	var want map[string]bool
+	if ids != nil {
+		want = make(map[string]bool, len(ids))
+		for _, id := range ids {
+			want[id] = true
+		}
+	}
+	var out []*dataPort
+	for _, p := range r.peers() {
+		if p != from && (want == nil || want[p.who.ID]) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -8,10 +8,15 @@ const PING_EVERY = 2000; // ms between our pings while the socket is open
 const DEAD_AFTER = 5000; // ms of silence after which the socket is dead
 const HEALTHY_WITHIN = 3000; // ms since we last heard from the server, for healthy
 const PROBE_TIMEOUT = 1500; // ms a probe's ping may take when the media paths broke
-const OPEN_TIMEOUT = 3000; // ms a reconnection attempt may take to open
+// ms a reconnection attempt may take to open: short while the outage is
+// young, so that the try in flight when the network returns (its SYN lost)
+// is replaced within a moment rather than 3 s later; longer after, for
+// slow networks.
+const FAST_OPEN_TIMEOUT = 1500;
+const OPEN_TIMEOUT = 5000;
 const GIVE_UP_AFTER = 5 * 60_000; // ms away before we stop trying
 const FAST_FOR = 30_000; // ms away during which tries are at most FAST_CAP apart
-const FAST_CAP = 2500;
+const FAST_CAP = 1500;
 const SLOW_CAP = 5000;
 // Join refusals that may pass: we try again later instead of giving up.
 const TRANSIENT = new Set(['shutting-down', 'server-full', 'too-many-connections', 'rate-limited', 'internal']);
@@ -81,7 +86,8 @@ export class Connection {
     if (this.state === 'away') console.info(`switchboard: reconnecting, try ${this.attempts}`);
     const ws = (this.ws = new WebSocket(this.url));
     // A connect into a dead network hangs for minutes; a new one may pass.
-    const opening = this.joined && setTimeout(() => this.lost(ws, 'no answer from the server'), OPEN_TIMEOUT);
+    const young = this.awaySince != null && performance.now() - this.awaySince < FAST_FOR;
+    const opening = this.joined && setTimeout(() => this.lost(ws, 'no answer from the server'), young ? FAST_OPEN_TIMEOUT : OPEN_TIMEOUT);
     ws.onopen = () => {
       clearTimeout(opening);
       this.heard();
@@ -223,7 +229,7 @@ export class Connection {
 
   // schedule plans the next attempt: the first within 0.5 s, then after
   // growing, jittered delays counted from the previous attempt's start, at
-  // most 2.5 s apart for the first 30 s and 5 s after.
+  // most 1.5 s apart for the first 30 s and 5 s after.
   schedule() {
     const now = performance.now();
     const away = now - this.awaySince;

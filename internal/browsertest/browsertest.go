@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/switchboard-sfu/switchboard/internal/headless"
+	"github.com/switchboard-sfu/switchboard/internal/poll"
 )
 
 const (
@@ -255,39 +256,7 @@ func (tab *Tab) Eval(ctx context.Context, expr string, out any) error {
 // not defined yet, count as falsy. When ctx ends, the error tells the last
 // value or error.
 func (tab *Tab) WaitFor(ctx context.Context, expr string, out any) error {
-	// The newlines keep a trailing // comment in expr from eating the ")".
-	wrapped := "Promise.resolve((\n" + expr + "\n)).then(v => ({ok: !!v, v}))"
-	ticker := time.NewTicker(pollInterval)
-	defer ticker.Stop()
-	var last string
-	for {
-		var r struct {
-			OK bool            `json:"ok"`
-			V  json.RawMessage `json:"v"`
-		}
-		switch err := tab.Eval(ctx, wrapped, &r); {
-		case err != nil && tab.ctx.Err() != nil:
-			return fmt.Errorf("waiting for %q: the tab is closed: %w", expr, err)
-		case err != nil && ctx.Err() != nil:
-			// The poll was cut short; keep the value of the one before.
-		case err != nil:
-			last = "error: " + err.Error()
-		case r.OK:
-			if out == nil {
-				return nil
-			}
-			return json.Unmarshal(r.V, out)
-		case r.V == nil:
-			last = "undefined"
-		default:
-			last = string(r.V)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %q: %w; last value: %s", expr, ctx.Err(), last)
-		case <-ticker.C:
-		}
-	}
+	return poll.Truthy(ctx, tab.Eval, func() bool { return tab.ctx.Err() != nil }, pollInterval, expr, out)
 }
 
 // SetViewport resizes the tab's page to width x height CSS pixels, as a

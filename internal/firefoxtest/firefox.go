@@ -9,7 +9,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/switchboard-sfu/switchboard/internal/poll"
 )
 
 const (
@@ -343,34 +343,7 @@ func (tab *Tab) Eval(ctx context.Context, expr string, out any) error {
 // WaitFor evaluates expr every 100 ms until its value is truthy, and decodes
 // that value into out; errors while polling count as falsy.
 func (tab *Tab) WaitFor(ctx context.Context, expr string, out any) error {
-	wrapped := "Promise.resolve((\n" + expr + "\n)).then(v => ({ok: !!v, v}))"
-	ticker := time.NewTicker(pollInterval)
-	defer ticker.Stop()
-	var last string
-	for {
-		var r struct {
-			OK bool            `json:"ok"`
-			V  json.RawMessage `json:"v"`
-		}
-		err := tab.Eval(ctx, wrapped, &r)
-		switch {
-		case err != nil && errors.Is(err, context.Canceled), err != nil && ctx.Err() != nil:
-		case err != nil:
-			last = "error: " + err.Error()
-		case r.OK:
-			if out == nil {
-				return nil
-			}
-			return json.Unmarshal(r.V, out)
-		default:
-			last = string(r.V)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %q: %w; last value: %s", expr, ctx.Err(), last)
-		case <-ticker.C:
-		}
-	}
+	return poll.Truthy(ctx, tab.Eval, func() bool { return tab.b.ctx.Err() != nil }, pollInterval, expr, out)
 }
 
 // SetViewport resizes the tab's page to width x height CSS pixels.

@@ -23,6 +23,8 @@ type Events interface {
 	OnTrackUpdated(TrackInfo)
 	// OnTrackMuted: a publisher muted or unmuted a track (TrackInfo.Muted).
 	OnTrackMuted(TrackInfo)
+	// OnMutedBy: a moderator muted what this participant publishes of kind.
+	OnMutedBy(kind webrtc.RTPCodecType, by ParticipantInfo)
 	// OnSpeakers: the room's active speakers changed (loudest first; empty
 	// when nobody speaks). At most every 200 ms.
 	OnSpeakers([]SpeakerInfo)

@@ -24,20 +24,21 @@ func newEvents(panicOnOffer bool) *events {
 	return &events{panicOnOffer: panicOnOffer, left: make(chan ParticipantInfo, 8), closed: make(chan error, 1)}
 }
 
-func (e *events) OnJoined(JoinInfo)                         {}
-func (e *events) OnParticipantJoined(ParticipantInfo)       {}
-func (e *events) OnParticipantLeft(p ParticipantInfo)       { e.left <- p }
-func (e *events) OnParticipantUpdated(ParticipantInfo)      {}
-func (e *events) OnTrackPublished(TrackInfo)                {}
-func (e *events) OnTrackUnpublished(TrackInfo)              {}
-func (e *events) OnTrackUpdated(TrackInfo)                  {}
-func (e *events) OnTrackMuted(TrackInfo)                    {}
-func (e *events) OnSpeakers([]SpeakerInfo)                  {}
-func (e *events) OnStreamState(string, bool, string)        {}
-func (e *events) OnPublishLayers(string, string, []string)  {}
-func (e *events) OnAnswer(string)                           {}
-func (e *events) OnCandidate(Peer, webrtc.ICECandidateInit) {}
-func (e *events) OnClosed(err error)                        { e.closed <- err }
+func (e *events) OnJoined(JoinInfo)                              {}
+func (e *events) OnParticipantJoined(ParticipantInfo)            {}
+func (e *events) OnParticipantLeft(p ParticipantInfo)            { e.left <- p }
+func (e *events) OnParticipantUpdated(ParticipantInfo)           {}
+func (e *events) OnTrackPublished(TrackInfo)                     {}
+func (e *events) OnTrackUnpublished(TrackInfo)                   {}
+func (e *events) OnTrackUpdated(TrackInfo)                       {}
+func (e *events) OnTrackMuted(TrackInfo)                         {}
+func (e *events) OnMutedBy(webrtc.RTPCodecType, ParticipantInfo) {}
+func (e *events) OnSpeakers([]SpeakerInfo)                       {}
+func (e *events) OnStreamState(string, bool, string)             {}
+func (e *events) OnPublishLayers(string, string, []string)       {}
+func (e *events) OnAnswer(string)                                {}
+func (e *events) OnCandidate(Peer, webrtc.ICECandidateInit)      {}
+func (e *events) OnClosed(err error)                             { e.closed <- err }
 func (e *events) OnOffer(string) {
 	if e.panicOnOffer {
 		panic("injected")

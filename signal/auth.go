@@ -31,6 +31,9 @@ func (g Grant) permits(m Message) *Error {
 	if publishing && !g.Publish {
 		return errorf(CodeForbidden, "your token does not allow publishing")
 	}
+	if m.Type == TypeModerate && !g.Admin {
+		return errorf(CodeForbidden, "your token does not allow moderating the room")
+	}
 	return nil
 }
 

@@ -82,6 +82,11 @@ type msg struct {
 		Grace  int    `json:"grace"`
 	} `json:"resume"`
 	Replayed int `json:"replayed"`
+	Track    *struct {
+		Kind        string `json:"kind"`
+		Participant string `json:"participant"`
+		Muted       bool   `json:"muted"`
+	} `json:"track"`
 
 	raw []byte
 }
@@ -90,6 +95,7 @@ type participant struct {
 	ID           string `json:"id"`
 	Name         string `json:"name"`
 	Reconnecting bool   `json:"reconnecting"`
+	Admin        bool   `json:"admin"`
 }
 
 type client struct {

@@ -21,6 +21,14 @@ import (
 // client must not reconnect after it.
 const StatusReplaced websocket.StatusCode = 4001
 
+// StatusRemoved and StatusRoomEnded close the socket of a participant a
+// moderator removed, and everyone's when a moderator ended the room. A
+// client must not reconnect after them.
+const (
+	StatusRemoved   websocket.StatusCode = 4002
+	StatusRoomEnded websocket.StatusCode = 4003
+)
+
 // member is a joined participant's side of the protocol. It outlives the
 // WebSocket it joined on: when that drops without a leave, the participant
 // stays in its room for the resume grace, and a new socket that presents
@@ -194,7 +202,9 @@ func (m *member) attach(s *session, seq uint64) *Error {
 // sfu.Events, called by the sfu package.
 
 func (m *member) OnJoined(info sfu.JoinInfo) {
-	msg := joinedMsg{Type: TypeJoined, You: participant(info.You),
+	you := participant(info.You)
+	you.Admin = m.grant.Admin
+	msg := joinedMsg{Type: TypeJoined, You: you,
 		Participants: make([]participantJSON, 0, len(info.Participants)), Tracks: make([]trackJSON, 0, len(info.Tracks)),
 		Resume: &resumeJSON{Secret: m.secret, Grace: int(m.h.ResumeGrace / time.Second)}}
 	if m.h.ResumeGrace <= 0 {
@@ -249,6 +259,10 @@ func (m *member) OnTrackMuted(t sfu.TrackInfo) {
 	m.send(trackMsg{Type: TypeTrackMuted, Track: track(t)})
 }
 
+func (m *member) OnMutedBy(kind webrtc.RTPCodecType, by sfu.ParticipantInfo) {
+	m.send(mutedMsg{Type: TypeMuted, Kind: kind.String(), By: participant(by)})
+}
+
 // OnSpeakers is not numbered or kept: a client that was away is brought
 // up to date by the next change, and a replay of old rankings would only
 // flash stale highlights.
@@ -297,8 +311,13 @@ func (m *member) OnCandidate(peer sfu.Peer, c webrtc.ICECandidateInit) {
 // OnClosed: the sfu removed the participant on its own.
 func (m *member) OnClosed(reason error) {
 	code, status := CodeConnectionFailed, websocket.StatusInternalError
-	if errors.Is(reason, sfu.ErrServerClosing) {
+	switch {
+	case errors.Is(reason, sfu.ErrServerClosing):
 		code, status = CodeShuttingDown, websocket.StatusGoingAway
+	case errors.Is(reason, sfu.ErrRemoved):
+		code, status = CodeRemoved, StatusRemoved
+	case errors.Is(reason, sfu.ErrRoomEnded):
+		code, status = CodeRoomEnded, StatusRoomEnded
 	}
 	m.end(&closeAs{status: status, reason: truncate(reason.Error(), 100), err: &Error{Code: code, Message: reason.Error()}}, false)
 }

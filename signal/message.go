@@ -30,6 +30,8 @@ const (
 	TypeTrackUpdated       = "track-updated"
 	TypeTrackMuted         = "track-muted"
 	TypeSpeakers           = "speakers"
+	TypeModerate           = "moderate"
+	TypeMuted              = "muted"
 	TypeMute               = "mute"
 	TypeTrackSettings      = "track-settings"
 	TypeStreamState        = "stream-state"
@@ -64,6 +66,9 @@ const (
 	CodeInternal         = "internal"
 	CodeResumeFailed     = "resume-failed"
 	CodeReplaced         = "replaced"
+	CodeRemoved          = "removed"
+	CodeRoomEnded        = "room-ended"
+	CodeNoParticipant    = "no-such-participant"
 	// Access (auth.go) and limits (limits.go).
 	CodeUnauthorized       = "unauthorized"
 	CodeTokenExpired       = "token-expired"
@@ -114,6 +119,11 @@ type Message struct {
 	Candidate *webrtc.ICECandidateInit `json:"candidate,omitempty"`
 	// Sources maps publisher mids to "camera", "microphone" or "screen".
 	Sources map[string]string `json:"sources,omitempty"`
+	// Action, Participant, Kind and Reason, in moderate.
+	Action      string `json:"action,omitempty"`
+	Participant string `json:"participant,omitempty"`
+	Kind        string `json:"kind,omitempty"`
+	Reason      string `json:"reason,omitempty"`
 	// Mid and Muted, in mute: the publisher transceiver and its state.
 	Mid   string `json:"mid,omitempty"`
 	Muted *bool  `json:"muted,omitempty"`
@@ -161,6 +171,24 @@ func decode(data []byte) (Message, *Error) {
 	case TypeResume:
 		if m.Secret == "" || len(m.Secret) > maxSecretSize {
 			return m, errorf(CodeBadMessage, `field "secret": missing or longer than %d bytes`, maxSecretSize)
+		}
+	case TypeModerate:
+		switch m.Action {
+		case "mute":
+			if m.Kind != "audio" && m.Kind != "video" {
+				return m, errorf(CodeBadMessage, `field "kind": must be "audio" or "video"`)
+			}
+			fallthrough
+		case "remove":
+			if m.Participant == "" || len(m.Participant) > 64 {
+				return m, errorf(CodeBadMessage, `field "participant": missing or longer than 64 bytes`)
+			}
+		case "end-room":
+		default:
+			return m, errorf(CodeBadMessage, `field "action": must be "mute", "remove" or "end-room"`)
+		}
+		if len(m.Reason) > 200 || (m.Reason != "" && !validName(truncate(m.Reason, 64))) {
+			return m, errorf(CodeBadMessage, `field "reason": at most 200 bytes of printable text`)
 		}
 	case TypeMute:
 		if m.Mid == "" || len(m.Mid) > 32 {
@@ -247,6 +275,13 @@ type participantJSON struct {
 	ID           string `json:"id"`
 	Name         string `json:"name"`
 	Reconnecting bool   `json:"reconnecting,omitempty"`
+	Admin        bool   `json:"admin,omitempty"` // only in joined.you: may moderate
+}
+
+type mutedMsg struct {
+	Type string          `json:"type"`
+	Kind string          `json:"kind"`
+	By   participantJSON `json:"by"`
 }
 
 type trackJSON struct {

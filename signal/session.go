@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 	"golang.org/x/time/rate"
 
@@ -272,6 +273,8 @@ func (s *session) handle(m Message) (perr *Error) {
 		p.RestartICE()
 	case TypeMute:
 		p.SetMuted(m.Mid, *m.Muted)
+	case TypeModerate:
+		return moderate(p, m)
 	case TypeTrackSettings:
 		p.SetTrackSettings(m.Track, m.Width, m.Height)
 	case TypeLeave:
@@ -387,4 +390,28 @@ func (s *session) queue(b []byte) {
 		s.log.Warn("closing client: send queue full")
 		s.fail("send queue full")
 	}
+}
+
+// moderate applies a moderator's action (the grant was checked).
+func moderate(p *sfu.Participant, m Message) *Error {
+	var err error
+	switch m.Action {
+	case "mute":
+		kind := webrtc.RTPCodecTypeAudio
+		if m.Kind == "video" {
+			kind = webrtc.RTPCodecTypeVideo
+		}
+		err = p.MuteOther(m.Participant, kind)
+	case "remove":
+		err = p.Remove(m.Participant, m.Reason)
+	case "end-room":
+		p.EndRoom(m.Reason)
+	}
+	if errors.Is(err, sfu.ErrNoParticipant) {
+		return errorf(CodeNoParticipant, "no participant %q in this room", truncate(m.Participant, 64))
+	}
+	if err != nil {
+		return errorf(CodeInternal, "%v", err)
+	}
+	return nil
 }

@@ -1,0 +1,92 @@
+package sfu
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/pion/webrtc/v4"
+	"go.uber.org/zap"
+)
+
+// Moderation: a participant with the admin right (the signaling layer
+// checks it) mutes another's microphone or camera, removes someone, or
+// ends the room for everyone.
+
+var (
+	// ErrRemoved ends a participant that a moderator removed; the reason
+	// is wrapped in with it.
+	ErrRemoved = errors.New("removed from the room")
+	// ErrRoomEnded ends everyone in a room a moderator ended.
+	ErrRoomEnded = errors.New("the room was ended")
+	// ErrNoParticipant: the participant named is not in the room.
+	ErrNoParticipant = errors.New("no such participant in the room")
+)
+
+// other returns the participant id in p's room.
+func (p *Participant) other(id string) (*Participant, error) {
+	p.room.mu.Lock()
+	defer p.room.mu.Unlock()
+	if o := p.room.participants[id]; o != nil {
+		return o, nil
+	}
+	return nil, ErrNoParticipant
+}
+
+// MuteOther mutes what participant target publishes of kind: nothing of it
+// is forwarded any more, the others see it muted, and the target's client
+// is told who did it so that it mutes its own track too. The target may
+// unmute itself.
+func (p *Participant) MuteOther(target string, kind webrtc.RTPCodecType) error {
+	o, err := p.other(target)
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	var mids []string
+	for _, t := range o.tracks {
+		if t.info.Kind == kind {
+			mids = append(mids, t.mid)
+		}
+	}
+	o.mu.Unlock()
+	for _, mid := range mids {
+		o.SetMuted(mid, true)
+	}
+	p.log.Info("muted by a moderator", zap.String("target", target), zap.Stringer("kind", kind))
+	o.events.OnMutedBy(kind, p.info)
+	return nil
+}
+
+// Remove takes participant target out of the room; its client is told
+// why (reason may be empty).
+func (p *Participant) Remove(target, reason string) error {
+	o, err := p.other(target)
+	if err != nil {
+		return err
+	}
+	p.log.Info("removed by a moderator", zap.String("target", target), zap.String("reason", reason))
+	o.room.leave(o, withReason(ErrRemoved, reason))
+	return nil
+}
+
+// EndRoom removes everyone from p's room, p included, telling each why.
+func (p *Participant) EndRoom(reason string) {
+	r := p.room
+	r.mu.Lock()
+	all := make([]*Participant, 0, len(r.participants))
+	for _, o := range r.participants {
+		all = append(all, o)
+	}
+	r.mu.Unlock()
+	p.log.Info("room ended by a moderator", zap.String("reason", reason))
+	for _, o := range all {
+		r.leave(o, withReason(ErrRoomEnded, reason))
+	}
+}
+
+func withReason(err error, reason string) error {
+	if reason == "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, reason)
+}

@@ -84,9 +84,21 @@ func (p *Participant) EndRoom(reason string) {
 	}
 }
 
-func withReason(err error, reason string) error {
-	if reason == "" {
-		return err
-	}
-	return fmt.Errorf("%w: %s", err, reason)
+// ModeratorError is why a moderator ended a participant: ErrRemoved or
+// ErrRoomEnded, and the reason the moderator gave (may be empty), which is
+// what its client is shown.
+type ModeratorError struct {
+	Err    error
+	Reason string
 }
+
+func (e *ModeratorError) Error() string {
+	if e.Reason == "" {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("%v: %s", e.Err, e.Reason)
+}
+
+func (e *ModeratorError) Unwrap() error { return e.Err }
+
+func withReason(err error, reason string) error { return &ModeratorError{Err: err, Reason: reason} }

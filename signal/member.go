@@ -319,7 +319,11 @@ func (m *member) OnClosed(reason error) {
 	case errors.Is(reason, sfu.ErrRoomEnded):
 		code, status = CodeRoomEnded, StatusRoomEnded
 	}
-	m.end(&closeAs{status: status, reason: truncate(reason.Error(), 100), err: &Error{Code: code, Message: reason.Error()}}, false)
+	message := reason.Error()
+	if me := (*sfu.ModeratorError)(nil); errors.As(reason, &me) {
+		message = me.Reason // the moderator's words, shown as they are
+	}
+	m.end(&closeAs{status: status, reason: truncate(message, 100), err: &Error{Code: code, Message: message}}, false)
 }
 
 func participant(p sfu.ParticipantInfo) participantJSON {

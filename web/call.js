@@ -8,7 +8,7 @@ import { Peer } from './peer.js';
 import { getMedia } from './media.js';
 import { $, addError, current, emit, mark, options, params, prefs, received, sb, screens, tiles } from './state.js';
 import { detach, local, place, refresh, refreshAll, relocate, removeTile, setReconnecting, sizes } from './tiles.js';
-import { onPublishLayers, publishAll, negotiate, setPeerMaker, showLocalScreen } from './publish.js';
+import { muteBy, onPublishLayers, publishAll, negotiate, setPeerMaker, showLocalScreen } from './publish.js';
 import { onSpeakers, startStats, stopStats } from './stats.js';
 import { attachChat } from './chat.js';
 
@@ -134,10 +134,31 @@ function onEnded(s, reason, detail) {
     ui.notice = 'You joined this call from another tab or window.';
     return emit('render');
   }
+  if (reason === 'removed' || reason === 'room-ended') {
+    // A moderator's doing: final, like "replaced"; the reason stays on the join screen.
+    storeSecret(s.room, null);
+    const why = String(detail?.message || '').trim();
+    teardown('closed', reason);
+    ui.notice =
+      reason === 'removed' ? `You were removed from the call${why ? `: ${why}` : '.'}`
+      : s.endingRoom ? 'You ended the call for everyone.'
+      : `The call was ended by the host${why ? `: ${why}` : '.'}`;
+    return emit('render');
+  }
   if (reason === 'refused') addError(errorText(detail.code, detail.message));
   else if (reason === 'gave-up') addError('The connection to the server was lost and did not come back within 5 minutes. Check your network, then join again.');
   else addError(`Could not reach the server (code ${detail.code}${detail.reason ? `, ${detail.reason}` : ''}). Check your network, then join again.`);
   teardown(reason === 'closed' ? 'closed' : 'error', reason === 'refused' ? detail.code : reason === 'closed' ? `code ${detail.code}` : '');
+}
+
+// moderate sends a moderator's action (docs/protocol.md "moderate"): mute
+// (kind 'audio' or 'video') or remove a participant, or end the room for
+// everyone. The server refuses it ("forbidden") without the admin right.
+export function moderate(action, fields = {}) {
+  const s = current.session;
+  if (!s || !sb.you?.admin) return false;
+  if (action === 'end-room') s.endingRoom = true;
+  return s.send({ type: 'moderate', action, ...fields });
 }
 
 function teardown(state, detail) {
@@ -204,6 +225,8 @@ function onMessage(s, m) {
       return onPublishLayers(s, m);
     case 'speakers':
       return onSpeakers(m.speakers);
+    case 'muted': // a moderator muted our microphone or turned our camera off
+      return onMutedBy(s, m);
     case 'error':
       // A server that does not know "mute" yet: the others just see no icon.
       if (m.code === 'unknown-type') return console.warn('switchboard: the server refused a message:', m.message);
@@ -211,6 +234,14 @@ function onMessage(s, m) {
     default:
       console.warn('switchboard: unknown message type', m.type);
   }
+}
+
+function onMutedBy(s, m) {
+  const source = m.kind === 'audio' ? 'microphone' : m.kind === 'video' ? 'camera' : null;
+  if (!source) return;
+  muteBy(s, source);
+  const who = m.by?.name || 'The host';
+  emit('toast', source === 'microphone' ? `${who} muted your microphone` : `${who} turned your camera off`);
 }
 
 // onJoined starts a session: the first of the call, or a new one after the

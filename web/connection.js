@@ -24,6 +24,9 @@ const TRANSIENT = new Set(['shutting-down', 'server-full', 'too-many-connections
 // that we left, should the close frame reach it once the network is back.
 const ABANDONED = 4000;
 const REPLACED = 4001;
+// The server ended our part in the call for good: a moderator removed us
+// (4002, "removed") or ended the room (4003, "room-ended"). Never reconnect.
+const FINAL = { 4002: 'removed', 4003: 'room-ended' };
 
 // Connection opens the WebSocket at url and joins with the message that
 // hooks.hello(replace) returns. Once joined, a socket that closes or goes
@@ -32,7 +35,9 @@ const REPLACED = 4001;
 // the join goes out, then hooks.joined(m, true)). Numbered messages reach
 // hooks.message once each, in order. It ends (hooks.ended(reason, detail))
 // on leave(), on "replaced", when the first join fails or is refused
-// ('closed', 'refused'), and after 5 minutes away ('gave-up'). probe() asks
+// ('closed', 'refused'), on "removed" and "room-ended" (a moderator's
+// doing; detail is the server's error message, with its reason), and after
+// 5 minutes away ('gave-up'). probe() asks
 // it to check the socket at once, when the media paths broke.
 //
 // hooks: {hello(replace), joined(m, again), message(m), away(why),
@@ -100,6 +105,7 @@ export class Connection {
       clearTimeout(opening);
       if (ws !== this.ws) return;
       if (e.code === REPLACED) return this.end('replaced');
+      if (FINAL[e.code]) return this.end(FINAL[e.code], { code: FINAL[e.code], message: e.reason || '' });
       this.lost(ws, `code ${e.code}${e.reason ? `, ${e.reason}` : ''}`, e);
     };
   }
@@ -157,6 +163,7 @@ export class Connection {
 
   error(m) {
     if (m.code === 'replaced') return this.end('replaced');
+    if (m.code === 'removed' || m.code === 'room-ended') return this.end(m.code, m);
     if (this.accepted) {
       // The server closes the socket next; we come back (to a server that runs).
       if (m.code === 'shutting-down') return this.hooks.draining(m);

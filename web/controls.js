@@ -3,7 +3,7 @@
 // does); the Participants, Chat (chat.js), Stats and Devices panels; the invite link; page
 // turning; and the keys (m: microphone, v: camera, Escape: close a panel).
 import { $, current, emit, on, params, sb, screens, tiles } from './state.js';
-import { callState, leave, ui } from './call.js';
+import { callState, leave, moderate, ui } from './call.js';
 import { has, isOn, toggle, toggleScreen } from './publish.js';
 import { enableAudio } from './tiles.js';
 import { setMode, turnPage, view } from './layout.js';
@@ -103,9 +103,13 @@ function closePanels() {
 
 function renderParticipants() {
   if ($('panel-participants').hidden) return;
+  const admin = !!sb.you?.admin;
+  $('end-call').hidden = !admin;
   const list = $('people');
+  // The list is drawn anew on every change: the button that had the focus keeps it.
+  const focused = list.contains(document.activeElement) ? document.activeElement.dataset.key : null;
   list.replaceChildren();
-  const item = (name, { mic, camera, screen, away }) => {
+  const item = (name, { mic, camera, screen, away }, id) => {
     const li = document.createElement('li');
     const who = document.createElement('span');
     who.className = 'who';
@@ -119,6 +123,27 @@ function renderParticipants() {
     what.className = 'what';
     what.textContent = notes.join(' · ');
     li.append(who, what);
+    // A moderator's buttons, for each of the others.
+    if (admin && id) {
+      const actions = document.createElement('span');
+      actions.className = 'moderate';
+      const button = (key, label, text, disabled, fn) => {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.dataset.key = `${key}:${id}`;
+        b.setAttribute('aria-label', label);
+        b.title = label;
+        b.textContent = text;
+        b.disabled = disabled;
+        if (key === 'remove') b.className = 'danger';
+        b.addEventListener('click', fn);
+        actions.append(b);
+      };
+      button('mute', `Mute ${name}`, 'Mute', !mic, () => moderate('mute', { participant: id, kind: 'audio' }));
+      button('camera', `Turn off ${name}'s camera`, 'Camera off', !camera, () => moderate('mute', { participant: id, kind: 'video' }));
+      button('remove', `Remove ${name}`, 'Remove', false, () => moderate('remove', { participant: id, reason: 'removed by the host' }));
+      li.append(actions);
+    }
     list.append(li);
   };
   if (sb.you) item(`${sb.you.name} (you)`, { mic: isOn('microphone'), camera: isOn('camera'), screen: !!current.session?.screen });
@@ -131,8 +156,9 @@ function renderParticipants() {
       camera: !!video && !video.muted,
       screen: screens.has(id) || tracks.some((t) => t.source === 'screen'),
       away: tiles.get(id)?.el.classList.contains('reconnecting'),
-    });
+    }, id);
   }
+  if (focused) [...list.querySelectorAll('button')].find((b) => b.dataset.key === focused && !b.disabled)?.focus();
 }
 
 // ---- invite ----
@@ -190,6 +216,7 @@ export function initControls() {
   $('view').addEventListener('click', () => setMode(view.mode === 'speaker' ? 'grid' : 'speaker'));
   $('invite').addEventListener('click', copyInvite);
   $('leave').addEventListener('click', leave);
+  $('end-call').addEventListener('click', () => moderate('end-room'));
   $('enable-audio').addEventListener('click', enableAudio);
   $('prev-page').addEventListener('click', () => turnPage(-1));
   $('next-page').addEventListener('click', () => turnPage(1));

@@ -104,6 +104,14 @@ export function toggle(source) {
   emit('participants');
 }
 
+// muteBy turns source off because a moderator did at the server (its
+// "muted"): the track stops here too, and our usual mute keeps the server's
+// state and ours the same. The user may turn it on again as usual.
+export function muteBy(s, source) {
+  if (isOn(source)) toggle(source);
+  else if (s.pub) s.pub.run(() => sendMute(s, source));
+}
+
 export function isOn(source) {
   const track = trackOf(current.session, source);
   return !!track && track.enabled;

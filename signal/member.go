@@ -112,6 +112,14 @@ func (m *member) lost(s *session, broken bool) {
 	m.mu.Unlock()
 	m.log.Info("client away; keeping its session", zap.Duration("grace", grace))
 	m.participant.SetReconnecting(true)
+	// A resume that came in between (it cannot take the room's lock under
+	// m.mu) must not be left marked away.
+	m.mu.Lock()
+	back := m.sess != nil
+	m.mu.Unlock()
+	if back {
+		m.participant.SetReconnecting(false)
+	}
 }
 
 // end forgets the member, closes its socket as closing says if one is

@@ -136,16 +136,44 @@ func (r *dataRelay) receive(from *dataPort, b []byte, text, lossy bool) {
 		}
 		targets = append(targets, from) // the sender's copy, with id and time
 	}
+	r.deliver(enc, out.ID, from, targets)
+}
+
+// deliver queues enc (message id) to targets; a receiver too slow for it
+// is told, and so is from (nil for the server) unless it is that receiver.
+func (r *dataRelay) deliver(enc []byte, id string, from *dataPort, targets []*dataPort) {
 	for _, t := range targets {
 		if t.queue.push(enc) {
 			continue
 		}
-		t.fail(&dataError{Code: codeOverflow, Message: "you receive too slowly: a message to you was dropped", Ref: out.ID})
-		if t != from {
+		t.fail(&dataError{Code: codeOverflow, Message: "you receive too slowly: a message to you was dropped", Ref: id})
+		if from != nil && t != from {
 			from.fail(&dataError{Code: codeOverflow, Message: t.who.Name + " receives too slowly: they did not get this message",
-				Ref: out.ID, Participant: t.who.ID})
+				Ref: id, Participant: t.who.ID})
 		}
 	}
+}
+
+// serverFrom is the sender of the server's own chat messages (Rooms.SendData).
+var serverFrom = dataFrom{ID: ServerModerator.ID, Name: ServerModerator.Name}
+
+// announce sends text to the whole room as a chat message from the server,
+// kept in the room's history like the participants' chat.
+func (r *dataRelay) announce(text string) error {
+	if text == "" {
+		return ErrEmptyData
+	}
+	out := dataOut{Type: "chat", ID: randomID(), From: serverFrom, TS: r.now().UnixMilli(), Text: text}
+	enc, err := json.Marshal(out)
+	if err != nil {
+		return err
+	}
+	if len(enc) > r.limits.MessageSize {
+		return fmt.Errorf("%w: %d bytes; the limit is %d", ErrDataTooLarge, len(enc), r.limits.MessageSize)
+	}
+	r.history.add(enc)
+	r.deliver(enc, out.ID, nil, r.targets(nil, nil))
+	return nil
 }
 
 // targets are the participants a message to ids (nil: everyone) reaches,

@@ -2,6 +2,7 @@ package sfu
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -300,4 +301,30 @@ func FuzzDataMessage(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// The server's own message (Rooms.SendData) reaches everyone, from
+// "server", and is kept in the history.
+func TestDataRelayAnnounce(t *testing.T) {
+	r, _, sinks := testRelay(t, DataLimits{MessageSize: 200}, 2)
+	if err := r.announce("the room closes in 5 minutes"); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range sinks {
+		poll.Until(t, 2*time.Second, fmt.Sprintf("p%d gets it", i), func() bool { return len(s.messages(t)) == 1 })
+		m := s.messages(t)[0]
+		from := m["from"].(map[string]any)
+		if m["type"] != "chat" || m["text"] != "the room closes in 5 minutes" || from["id"] != "server" || from["name"] != "Server" || m["id"] == "" {
+			t.Errorf("p%d got %v", i, m)
+		}
+	}
+	if h := r.history.all(); len(h) != 1 {
+		t.Errorf("history has %d messages; want 1", len(h))
+	}
+	if err := r.announce(""); err != ErrEmptyData {
+		t.Errorf("empty text: %v; want ErrEmptyData", err)
+	}
+	if err := r.announce(strings.Repeat("x", 300)); !errors.Is(err, ErrDataTooLarge) {
+		t.Errorf("300 bytes: %v; want ErrDataTooLarge", err)
+	}
 }

@@ -22,11 +22,18 @@ var (
 	ErrNoParticipant = errors.New("no such participant in the room")
 )
 
+// ServerModerator is who the server's API acts as when it mutes someone:
+// what the target's client is told.
+var ServerModerator = ParticipantInfo{ID: "server", Name: "Server"}
+
 // other returns the participant id in p's room.
-func (p *Participant) other(id string) (*Participant, error) {
-	p.room.mu.Lock()
-	defer p.room.mu.Unlock()
-	if o := p.room.participants[id]; o != nil {
+func (p *Participant) other(id string) (*Participant, error) { return p.room.participant(id) }
+
+// participant returns the participant id in r.
+func (r *Room) participant(id string) (*Participant, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if o := r.participants[id]; o != nil {
 		return o, nil
 	}
 	return nil, ErrNoParticipant
@@ -41,6 +48,13 @@ func (p *Participant) MuteOther(target string, kind webrtc.RTPCodecType) error {
 	if err != nil {
 		return err
 	}
+	p.log.Info("muted by a moderator", zap.String("target", target), zap.Stringer("kind", kind))
+	o.mutedBy(kind, p.info)
+	return nil
+}
+
+// mutedBy mutes what o publishes of kind and tells o that by did it.
+func (o *Participant) mutedBy(kind webrtc.RTPCodecType, by ParticipantInfo) {
 	o.mu.Lock()
 	var mids []string
 	for _, t := range o.tracks {
@@ -52,9 +66,7 @@ func (p *Participant) MuteOther(target string, kind webrtc.RTPCodecType) error {
 	for _, mid := range mids {
 		o.SetMuted(mid, true)
 	}
-	p.log.Info("muted by a moderator", zap.String("target", target), zap.Stringer("kind", kind))
-	o.events.OnMutedBy(kind, p.info)
-	return nil
+	o.events.OnMutedBy(kind, by)
 }
 
 // Remove takes participant target out of the room; its client is told
@@ -71,14 +83,18 @@ func (p *Participant) Remove(target, reason string) error {
 
 // EndRoom removes everyone from p's room, p included, telling each why.
 func (p *Participant) EndRoom(reason string) {
-	r := p.room
+	p.log.Info("room ended by a moderator", zap.String("reason", reason))
+	p.room.end(reason)
+}
+
+// end removes everyone from r, telling each why.
+func (r *Room) end(reason string) {
 	r.mu.Lock()
 	all := make([]*Participant, 0, len(r.participants))
 	for _, o := range r.participants {
 		all = append(all, o)
 	}
 	r.mu.Unlock()
-	p.log.Info("room ended by a moderator", zap.String("reason", reason))
 	for _, o := range all {
 		r.leave(o, withReason(ErrRoomEnded, reason))
 	}

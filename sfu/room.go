@@ -34,6 +34,8 @@ type Rooms struct {
 	stopOnce     sync.Once
 	// dataLimits bound room data (data.go).
 	dataLimits DataLimits
+	// observer is told the rooms' events (admin.go); nil: none.
+	observer Observer
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.
@@ -61,6 +63,7 @@ func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
 		r.data = newRoomData(r)
 		rs.rooms[room] = r
 		rs.log.Info("room opened", zap.String("room", room))
+		rs.observe(RoomStarted, room, nil, nil)
 	}
 	// A room with someone joining is not empty: it stays in the map.
 	r.mu.Lock()
@@ -150,6 +153,8 @@ func (r *Room) join(p *Participant) {
 		info.Tracks = append(info.Tracks, t.Info())
 	}
 	r.participants[p.info.ID] = p
+	joined := p.info
+	r.rooms.observe(ParticipantJoined, r.name, &joined, nil)
 	// Under the lock, so that no event about this room reaches p before it.
 	p.events.OnJoined(info)
 	// Who speaks now, so that a newcomer's highlight is the server's from
@@ -176,6 +181,8 @@ func (r *Room) publish(owner *Participant, t *Track) bool {
 		return false
 	}
 	r.tracks[t.info.ID] = t
+	ownerInfo, published := owner.infoLocked(), t.Info()
+	r.rooms.observe(TrackPublished, r.name, &ownerInfo, &published)
 	subs := make([]*Participant, 0, len(r.participants))
 	for _, o := range r.participants {
 		if o != owner {
@@ -238,6 +245,13 @@ func (r *Room) unpublish(t *Track) {
 			o.events.OnTrackUnpublished(t.Info())
 		}
 	}
+	var owner *ParticipantInfo
+	if p := r.participants[t.info.Participant]; p != nil {
+		info := p.infoLocked()
+		owner = &info
+	}
+	unpublished := t.Info()
+	r.rooms.observe(TrackUnpublished, r.name, owner, &unpublished)
 	r.mu.Unlock()
 	r.drop(t)
 }
@@ -272,6 +286,12 @@ func (r *Room) leave(p *Participant, reason error) {
 			}
 			o.events.OnParticipantLeft(p.info)
 		}
+		left := p.info
+		for _, t := range mine {
+			info := t.Info()
+			r.rooms.observe(TrackUnpublished, r.name, &left, &info)
+		}
+		r.rooms.observe(ParticipantLeft, r.name, &left, nil)
 		empty := len(r.participants) == 0 && r.joining == 0
 		r.mu.Unlock()
 
@@ -297,6 +317,7 @@ func (rs *Rooms) removeIfEmpty(r *Room) {
 	if len(r.participants) == 0 && r.joining == 0 && rs.rooms[r.name] == r {
 		delete(rs.rooms, r.name)
 		rs.log.Info("room closed", zap.String("room", r.name))
+		rs.observe(RoomEnded, r.name, nil, nil)
 	}
 }
 

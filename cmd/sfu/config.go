@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"strconv"
@@ -63,6 +64,15 @@ type Config struct {
 		SecretFile string `yaml:"secret-file"`
 		Open       bool   `yaml:"open"`
 	} `yaml:"auth"`
+	API struct {
+		Key     string `yaml:"key"`
+		KeyFile string `yaml:"key-file"`
+	} `yaml:"api"`
+	Webhooks struct {
+		URLs       []string `yaml:"urls"`
+		Secret     string   `yaml:"secret"`
+		SecretFile string   `yaml:"secret-file"`
+	} `yaml:"webhooks"`
 	Limits struct {
 		Rooms                int `yaml:"rooms"`
 		ParticipantsPerRoom  int `yaml:"participants-per-room"`
@@ -148,6 +158,11 @@ func settings() []setting {
 		{"auth.secret", "", "join token secret (HS256, at least 32 bytes); set it in the file or the environment, not on the command line", func(c *Config) any { return &c.Auth.Secret }},
 		{"auth.secret-file", "auth-secret-file", "file holding the join token secret", func(c *Config) any { return &c.Auth.SecretFile }},
 		{"auth.open", "auth-open", "in production, run without join tokens anyway", func(c *Config) any { return &c.Auth.Open }},
+		{"api.key", "", "key of the server's HTTP API (/api/, docs/api.md), besides admin tokens; set it in the file or the environment, not on the command line", func(c *Config) any { return &c.API.Key }},
+		{"api.key-file", "api-key-file", "file holding the API key", func(c *Config) any { return &c.API.KeyFile }},
+		{"webhooks.urls", "webhook-urls", "comma-separated URLs to POST room, participant and track events to (docs/api.md)", func(c *Config) any { return &c.Webhooks.URLs }},
+		{"webhooks.secret", "", "key of the webhooks' HMAC-SHA256 signature; set it in the file or the environment", func(c *Config) any { return &c.Webhooks.Secret }},
+		{"webhooks.secret-file", "webhook-secret-file", "file holding the webhook secret", func(c *Config) any { return &c.Webhooks.SecretFile }},
 		{"limits.rooms", "max-rooms", "rooms per server (0: no limit)", func(c *Config) any { return &c.Limits.Rooms }},
 		{"limits.participants-per-room", "max-participants", "participants per room (0: no limit)", func(c *Config) any { return &c.Limits.ParticipantsPerRoom }},
 		{"limits.connections-per-ip-per-minute", "max-connections-per-ip", "WebSocket connections per client IP per minute (0: no limit)", func(c *Config) any { return &c.Limits.ConnectionsPerMinute }},
@@ -371,6 +386,27 @@ func (c *Config) validate() error {
 		return invalid("auth.secret", "production mode needs join tokens: set auth.secret (or auth.secret-file), "+
 			"or auth.open: true to let anyone join")
 	}
+	if c.API.Key != "" && c.API.KeyFile != "" {
+		return invalid("api.key-file", "api.key and api.key-file exclude each other")
+	}
+	if key, err := c.apiKey(); err != nil {
+		return err
+	} else if (key != "" || c.API.KeyFile != "") && len(key) < 16 {
+		return invalid("api.key", "%d bytes is too short: use at least 16 random bytes (e.g. openssl rand -base64 32)", len(key))
+	}
+	if c.Webhooks.Secret != "" && c.Webhooks.SecretFile != "" {
+		return invalid("webhooks.secret-file", "webhooks.secret and webhooks.secret-file exclude each other")
+	}
+	for _, u := range c.Webhooks.URLs {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return invalid("webhooks.urls", "%q: want an http:// or https:// URL", u)
+		}
+	}
+	if ws, err := c.webhookSecret(); err != nil {
+		return err
+	} else if len(c.Webhooks.URLs) > 0 && len(ws) == 0 {
+		return invalid("webhooks.secret", "webhooks.urls needs a secret to sign the webhooks with: set webhooks.secret (or webhooks.secret-file)")
+	}
 	for key, n := range map[string]int{"limits.rooms": c.Limits.Rooms, "limits.participants-per-room": c.Limits.ParticipantsPerRoom,
 		"limits.connections-per-ip-per-minute": c.Limits.ConnectionsPerMinute, "limits.messages-per-second": c.Limits.MessagesPerSecond} {
 		if n < 0 {
@@ -397,15 +433,32 @@ func (c *Config) validate() error {
 
 // secret is the join token secret, nil for none.
 func (c *Config) secret() ([]byte, error) {
-	if c.Auth.SecretFile != "" {
-		b, err := os.ReadFile(c.Auth.SecretFile)
+	return secretOf("auth.secret-file", c.Auth.Secret, c.Auth.SecretFile)
+}
+
+// apiKey is the API key, "" for none.
+func (c *Config) apiKey() (string, error) {
+	b, err := secretOf("api.key-file", c.API.Key, c.API.KeyFile)
+	return string(b), err
+}
+
+// webhookSecret is the webhooks' signing key, nil for none.
+func (c *Config) webhookSecret() ([]byte, error) {
+	return secretOf("webhooks.secret-file", c.Webhooks.Secret, c.Webhooks.SecretFile)
+}
+
+// secretOf is value, or what file (the setting fileKey) holds, trimmed;
+// nil for neither.
+func secretOf(fileKey, value, file string) ([]byte, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
-			return nil, invalid("auth.secret-file", "%v", err)
+			return nil, invalid(fileKey, "%v", err)
 		}
 		return bytes.TrimSpace(b), nil
 	}
-	if c.Auth.Secret != "" {
-		return []byte(c.Auth.Secret), nil
+	if value != "" {
+		return []byte(value), nil
 	}
 	return nil, nil
 }
@@ -469,8 +522,10 @@ func parseNets(list []string) ([]*net.IPNet, error) {
 
 // printable is c as -print-config shows it: secrets hidden.
 func (c Config) printable() ([]byte, error) {
-	if c.Auth.Secret != "" {
-		c.Auth.Secret = "<redacted>"
+	for _, p := range []*string{&c.Auth.Secret, &c.API.Key, &c.Webhooks.Secret} {
+		if *p != "" {
+			*p = "<redacted>"
+		}
 	}
 	return yaml.Marshal(c)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -191,6 +192,7 @@ func TestPrintableConfig(t *testing.T) {
 	}
 	back.HTTP.AllowedOrigins, c.HTTP.AllowedOrigins = nil, nil
 	back.HTTP.TrustedProxies, c.HTTP.TrustedProxies = nil, nil
+	back.Webhooks.URLs, c.Webhooks.URLs = nil, nil
 	if !reflect.DeepEqual(back, c) {
 		t.Errorf("printed config loads back as\n%+v\nwant\n%+v", back, c)
 	}
@@ -249,5 +251,66 @@ func TestREADMEDocumentsSettings(t *testing.T) {
 				t.Errorf("README.md does not mention %s", name)
 			}
 		}
+	}
+}
+
+// The API key and the webhook secret are secrets like auth.secret: not
+// printed; webhooks need a secret and http(s) URLs.
+func TestAPIAndWebhookSettings(t *testing.T) {
+	const key, hookSecret = "an-api-key-of-some-length", "a-webhook-secret"
+	c, _, err := loadConfig([]string{"-webhook-urls", "https://app.example/hooks,http://10.0.0.1:9000/h"},
+		envOf("SWITCHBOARD_API_KEY", key, "SWITCHBOARD_WEBHOOKS_SECRET", hookSecret), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := c.apiKey(); k != key || len(c.Webhooks.URLs) != 2 {
+		t.Errorf("api key %q, webhooks %q", k, c.Webhooks.URLs)
+	}
+	b, err := c.printable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), key) || strings.Contains(string(b), hookSecret) {
+		t.Errorf("printed secrets:\n%s", b)
+	}
+	for _, bad := range []map[string]string{
+		{"SWITCHBOARD_WEBHOOKS_URLS": "https://app.example/hooks"},
+		{"SWITCHBOARD_WEBHOOKS_URLS": "ftp://app.example/", "SWITCHBOARD_WEBHOOKS_SECRET": hookSecret},
+		{"SWITCHBOARD_API_KEY": "short"},
+	} {
+		if _, _, err := loadConfig(nil, func(k string) string { return bad[k] }, io.Discard); err == nil {
+			t.Errorf("%v: loaded; want an error", bad)
+		}
+	}
+}
+
+// The server serves the API with api.key and counts webhooks in /metrics.
+func TestServerServesAPI(t *testing.T) {
+	const key = "an-api-key-of-some-length"
+	_, base := startServerWith(t, func(c *Config) {
+		c.API.Key = key
+		c.Webhooks.URLs, c.Webhooks.Secret = []string{"http://127.0.0.1:1/hooks"}, "s"
+	})
+	get := func(path, auth string) (int, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, _ := get("/api/rooms", ""); code != 401 {
+		t.Errorf("without the key: %d; want 401", code)
+	}
+	if code, body := get("/api/rooms", key); code != 200 || !strings.Contains(body, `"rooms":[]`) {
+		t.Errorf("with the key: %d %s", code, body)
+	}
+	if _, body := get("/metrics", ""); !strings.Contains(body, "switchboard_webhooks_dropped_total") {
+		t.Error("/metrics lacks switchboard_webhooks_dropped_total")
 	}
 }

@@ -18,11 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/switchboard-sfu/switchboard/api"
 	"github.com/switchboard-sfu/switchboard/relay"
 	"github.com/switchboard-sfu/switchboard/rtc"
 	"github.com/switchboard-sfu/switchboard/sfu"
 	sig "github.com/switchboard-sfu/switchboard/signal"
 	"github.com/switchboard-sfu/switchboard/web"
+	"github.com/switchboard-sfu/switchboard/webhook"
 )
 
 // server is the wired-up SFU: tests start it in-process.
@@ -34,7 +36,8 @@ type server struct {
 	rooms   *sfu.Rooms
 	signal  *sig.Handler
 	http    *http.Server
-	tls     *tls.Config // nil without tls.cert
+	tls     *tls.Config     // nil without tls.cert
+	hooks   *webhook.Sender // nil without webhooks.urls
 
 	ready    atomic.Bool
 	draining atomic.Bool
@@ -65,14 +68,19 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 		}
 		rc.Sockets = s.sockets
 	}
-	api, err := rtc.NewAPI(rc, log)
+	rtcAPI, err := rtc.NewAPI(rc, log)
 	if err != nil {
 		return nil, err
 	}
-	s.rooms = sfu.NewRooms(api, log)
+	s.rooms = sfu.NewRooms(rtcAPI, log)
 	perSecond := c.Data.MessagesPerSecond
 	if perSecond == 0 {
 		perSecond = -1 // no limit
+	}
+	if len(c.Webhooks.URLs) > 0 {
+		secret, _ := c.webhookSecret() // validated
+		s.hooks = webhook.New(webhook.Config{URLs: c.Webhooks.URLs, Secret: secret}, log.Named("webhook"))
+		s.rooms.SetObserver(s.hooks.Observe)
 	}
 	s.rooms.SetDataLimits(sfu.DataLimits{MessageSize: c.Data.MessageSize, MessagesPerSecond: perSecond})
 
@@ -123,9 +131,17 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	mux := http.NewServeMux()
 	mux.Handle("GET /ws", s.signal)
 	mux.Handle("GET /", http.FileServerFS(static))
+	apiKey, _ := c.apiKey() // validated
+	apiHandler := api.New(s.rooms, h.Auth, apiKey, log.Named("api"))
+	for _, method := range []string{"GET", "POST", "DELETE", "PUT", "PATCH"} { // beside "GET /"
+		mux.Handle(method+" "+api.Prefix, apiHandler)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.readyz)
 	reg := prometheus.NewRegistry()
+	if s.hooks != nil {
+		reg.MustRegister(s.hooks)
+	}
 	reg.MustRegister(s.rooms, s.signal, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if c.HTTP.Pprof {
@@ -212,6 +228,9 @@ func (s *server) shutdown(ctx context.Context) {
 	}
 	if s.rooms != nil {
 		s.rooms.Close()
+	}
+	if s.hooks != nil {
+		s.hooks.Close() // after the rooms: their last events are queued, not sent
 	}
 	if s.relay != nil {
 		_ = s.relay.Close()

@@ -23,7 +23,7 @@ func tokenMain(args []string, getenv func(string) string, stdout, stderr io.Writ
 	fl.StringVar(&g.Name, "name", "", "the name others see (default: the identity)")
 	fl.BoolVar(&g.Publish, "publish", true, "may publish camera and microphone")
 	fl.BoolVar(&g.Subscribe, "subscribe", true, "may receive the others' media")
-	fl.BoolVar(&g.Admin, "admin", false, "may moderate the room")
+	fl.BoolVar(&g.Admin, "admin", false, "may moderate the room; with -room \"*\", an admin token for the server API in every room (docs/api.md)")
 	ttl := fl.Duration("ttl", time.Hour, "how long the token admits its holder")
 	base := fl.String("url", "", "the server's URL (https://sfu.example.com): print a join link instead of the bare token")
 	configFile := fl.String("config", "", "the server's configuration file, for auth.secret")

@@ -74,7 +74,11 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	if perSecond == 0 {
 		perSecond = -1 // no limit
 	}
-	s.rooms.SetDataLimits(sfu.DataLimits{MessageSize: c.Data.MessageSize, MessagesPerSecond: perSecond})
+	fileSize := int64(c.Data.FileSize)
+	if fileSize == 0 {
+		fileSize = -1 // no files
+	}
+	s.rooms.SetDataLimits(sfu.DataLimits{MessageSize: c.Data.MessageSize, MessagesPerSecond: perSecond, FileSize: fileSize})
 
 	h := sig.NewHandler(s.rooms, log.Named("signal"))
 	h.OriginPatterns = c.HTTP.AllowedOrigins

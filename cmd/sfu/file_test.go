@@ -128,4 +128,42 @@ func TestBrowserFileTransfer(t *testing.T) {
 	}
 	t.Logf("50 MB between two tabs on loopback: %.1f s, %.1f MB/s; the server's (test process's) RSS %.0f MiB before, %.0f MiB after",
 		seconds, big/seconds/1e6, before/(1<<20), after/(1<<20))
+
+	// Cancel on either side: Bob stops one mid-way, Alice another.
+	if err := alice.Eval(ctx, makeFileJS(20<<20, "c1.bin"), &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Eval(ctx, `window.c1 = switchboard.files.send(testFile, ''), true`, nil); err != nil {
+		t.Fatal(err)
+	}
+	cancelMid := func(tab *browsertest.Tab, side, name string) {
+		t.Helper()
+		if err := tab.WaitFor(ctx, `(() => { const t = [...switchboard.files.`+side+`.values()].find(t => t.name === '`+name+`');
+  const bar = t && t.ui.bar; if (!bar || Number(bar.getAttribute('aria-valuenow')) < 5) return false;
+  [...t.ui.li.querySelectorAll('button')].find(b => b.textContent === 'Cancel').click(); return true; })()`, nil); err != nil {
+			t.Fatalf("no Cancel on %s: %v", name, err)
+		}
+	}
+	status := func(tab *browsertest.Tab, side, name, want string) {
+		t.Helper()
+		var got string
+		if err := tab.WaitFor(ctx, `(() => { const t = [...switchboard.files.`+side+`.values()].find(t => t.name === '`+name+`'); return t && t.over && t.ui.status.textContent; })()`, &got); err != nil || got != want {
+			t.Errorf("%s (%s): status %q (%v); want %q", name, side, got, err, want)
+		}
+	}
+	cancelMid(bob, "incoming", "c1.bin")
+	status(bob, "incoming", "c1.bin", "Cancelled.")
+	status(alice, "outgoing", "c1.bin", "Nobody is receiving it any more.")
+	if err := alice.Eval(ctx, makeFileJS(20<<20, "c2.bin"), &want); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.Eval(ctx, `window.c2 = switchboard.files.send(testFile, ''), true`, nil); err != nil {
+		t.Fatal(err)
+	}
+	cancelMid(alice, "outgoing", "c2.bin")
+	status(alice, "outgoing", "c2.bin", "Cancelled.")
+	status(bob, "incoming", "c2.bin", "Cancelled by the sender.")
+	// Chat still works after.
+	typeAndSend(ctx, t, bob, "still here")
+	shows(ctx, t, alice, "Bob", "still here")
 }

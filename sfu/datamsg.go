@@ -41,6 +41,12 @@ type dataIn struct {
 	Text *string         `json:"text"`
 	Data json.RawMessage `json:"data"`
 	To   *[]string       `json:"to"`
+	// file-* (datafile.go)
+	File string  `json:"file"`
+	Name *string `json:"name"`
+	Size *int64  `json:"size"`
+	Mime string  `json:"mime"`
+	Seq  *int64  `json:"seq"`
 }
 
 // dataOut is a message relayed to its receivers.
@@ -102,6 +108,16 @@ func decodeData(b []byte, lossy bool) (dataIn, []string, *dataError) {
 	case "app":
 		if len(m.Data) == 0 {
 			return m, nil, badMessage("app needs data")
+		}
+	case "file-offer", "file-chunk", "file-end", "file-ack", "file-cancel":
+		if lossy {
+			return m, nil, badMessage("files go on the %q channel", DataLabel)
+		}
+		if err := checkFile(&m); err != nil {
+			return m, nil, err
+		}
+		if m.Type != "file-offer" {
+			return m, nil, nil // no recipients: the file's
 		}
 	case "":
 		return m, nil, badMessage("no type")

@@ -3,6 +3,7 @@ package sfu
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -21,11 +22,13 @@ type DataLimits struct {
 	// channel; past it, that receiver misses the message and both it and
 	// the sender are told (overflow).
 	QueueSize int
+	// FileSize is the largest file one may send (file-offer); < 0: none.
+	FileSize int64
 }
 
 // DefaultDataLimits are the limits of a server that sets none.
 func DefaultDataLimits() DataLimits {
-	return DataLimits{MessageSize: 64 << 10, MessagesPerSecond: 50, QueueSize: 4 << 20}
+	return DataLimits{MessageSize: 64 << 10, MessagesPerSecond: 50, QueueSize: 4 << 20, FileSize: 100 << 20}
 }
 
 func (l DataLimits) withDefaults() DataLimits {
@@ -35,6 +38,9 @@ func (l DataLimits) withDefaults() DataLimits {
 	}
 	if l.MessagesPerSecond == 0 {
 		l.MessagesPerSecond = d.MessagesPerSecond
+	}
+	if l.FileSize == 0 {
+		l.FileSize = d.FileSize
 	}
 	if l.QueueSize <= 0 {
 		l.QueueSize = d.QueueSize
@@ -82,6 +88,7 @@ type dataRelay struct {
 	limits  DataLimits
 	peers   func() []*dataPort // everyone in the room now
 	history chatLog
+	files   files
 	now     func() time.Time
 }
 
@@ -93,11 +100,32 @@ func newDataRelay(l DataLimits, peers func() []*dataPort) *dataRelay {
 // its sender, and queued to its receivers (and, for chat, echoed to the
 // sender with its id and time). It never waits for anyone.
 func (r *dataRelay) receive(from *dataPort, b []byte, text, lossy bool) {
-	if from.limiter != nil && !from.limiter.Allow() {
+	if len(b) > maxChannelMessage {
+		from.fail(&dataError{Code: codeTooLarge, Message: fmt.Sprintf("message of %d bytes; the limit is %d", len(b), r.limits.MessageSize)})
+		return
+	}
+	var in dataIn
+	var to []string
+	var derr *dataError
+	if text {
+		in, to, derr = decodeData(b, lossy)
+	}
+	// The chunks of an offered file and their acknowledgements are not
+	// counted against data.messages-per-second: at 50 messages of 16 KiB a
+	// second a file would crawl at 800 KB/s. Their volume has its own
+	// bounds: a chunk belongs to an offered file, in order, and no more
+	// bytes than offered (at most data.file-size), with at most
+	// filesPerSender files open; the offers are counted as messages. A
+	// chunk of no open file is dropped unanswered (it may have been on its
+	// way when the file was cancelled).
+	bulk := derr == nil && (in.Type == "file-chunk" || in.Type == "file-ack")
+	if !bulk && from.limiter != nil && !from.limiter.Allow() {
 		from.fail(&dataError{Code: codeRateLimited, Message: fmt.Sprintf("more than %d messages per second; this one was dropped", r.limits.MessagesPerSecond)})
 		return
 	}
-	if len(b) > r.limits.MessageSize {
+	// A chunk may use the whole of a channel message (16 KiB in base64 and
+	// its fields fit), whatever data.message-size.
+	if in.Type != "file-chunk" && len(b) > r.limits.MessageSize {
 		from.fail(&dataError{Code: codeTooLarge, Message: fmt.Sprintf("message of %d bytes; the limit is %d", len(b), r.limits.MessageSize)})
 		return
 	}
@@ -105,9 +133,12 @@ func (r *dataRelay) receive(from *dataPort, b []byte, text, lossy bool) {
 		from.fail(badMessage("binary messages are not understood; send JSON text"))
 		return
 	}
-	in, to, derr := decodeData(b, lossy)
 	if derr != nil {
 		from.fail(derr)
+		return
+	}
+	if strings.HasPrefix(in.Type, "file-") {
+		r.receiveFile(from, in, to)
 		return
 	}
 	out := dataOut{Type: in.Type, ID: randomID(), From: from.who, TS: r.now().UnixMilli(), Data: in.Data, To: to}

@@ -301,6 +301,9 @@ func (r *Room) leave(p *Participant, reason error) {
 		for _, t := range mine {
 			r.drop(t)
 		}
+		if p.data != nil {
+			r.data.leave(p.data)
+		}
 		p.close()
 		p.log.Info("participant left", zap.NamedError("reason", reason))
 		if reason != nil {

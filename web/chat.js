@@ -5,6 +5,7 @@
 // a newcomer the room's recent history; after a rejoin it comes again, and
 // messages already shown are dropped by id.
 import { $, current, emit, on, sb } from './state.js';
+import { initFiles, onFile } from './files.js';
 
 const MAX_TEXT = 4000; // characters; the server's limit is in bytes (data.message-size)
 
@@ -45,6 +46,7 @@ export function attachChat(pc) {
 
 function onData(m) {
   if (m?.type === 'chat') return receive(m);
+  if (typeof m?.type === 'string' && (m.type.startsWith('file-') || m.type === 'error') && onFile(m)) return;
   if (m?.type === 'error') return note(errorNote(m));
   dispatchEvent(new CustomEvent('switchboard-data', { detail: m })); // app messages, for whoever wants them
 }
@@ -186,6 +188,7 @@ export function initChat() {
     $('chat-log').replaceChildren();
     updateBadge();
   });
+  initFiles();
   updateRecipients();
   updateBadge();
 }

@@ -83,6 +83,7 @@ type Config struct {
 	Data struct {
 		MessageSize       int `yaml:"message-size"`
 		MessagesPerSecond int `yaml:"messages-per-second"`
+		FileSize          int `yaml:"file-size"`
 	} `yaml:"data"`
 	Session struct {
 		ResumeGrace time.Duration `yaml:"resume-grace"`
@@ -114,6 +115,7 @@ func defaults() Config {
 	c.Limits.MessageSize = signal.MaxMessageSize
 	c.Data.MessageSize = 64 << 10
 	c.Data.MessagesPerSecond = 50
+	c.Data.FileSize = 100 << 20
 	c.Session.ResumeGrace = 20 * time.Second
 	c.Shutdown.Grace = 30 * time.Second
 	return c
@@ -170,6 +172,7 @@ func settings() []setting {
 		{"limits.message-size", "max-message-size", "largest signaling message in bytes (1024 to 1048576)", func(c *Config) any { return &c.Limits.MessageSize }},
 		{"data.message-size", "data-message-size", "largest chat or app message over a data channel, in bytes (1024 to 65536, the data channel's own limit)", func(c *Config) any { return &c.Data.MessageSize }},
 		{"data.messages-per-second", "data-messages-per-second", "chat and app messages per participant per second (0: no limit)", func(c *Config) any { return &c.Data.MessagesPerSecond }},
+		{"data.file-size", "data-file-size", "largest file a participant may send the room, in bytes (0: no files)", func(c *Config) any { return &c.Data.FileSize }},
 		{"session.resume-grace", "resume-grace", "how long a participant whose connection broke stays in its room for its client to resume (0: it leaves at once)", func(c *Config) any { return &c.Session.ResumeGrace }},
 		{"shutdown.grace", "shutdown-grace", "on SIGTERM, how long clients may stay before they are disconnected", func(c *Config) any { return &c.Shutdown.Grace }},
 	}
@@ -418,6 +421,9 @@ func (c *Config) validate() error {
 	}
 	if c.Data.MessageSize < 1024 || c.Data.MessageSize > 64<<10 {
 		return invalid("data.message-size", "%d: want 1024 to 65536 bytes (the most a data channel message carries here)", c.Data.MessageSize)
+	}
+	if c.Data.FileSize < 0 {
+		return invalid("data.file-size", "%d: want 0 (no files) or more bytes", c.Data.FileSize)
 	}
 	if c.Data.MessagesPerSecond < 0 {
 		return invalid("data.messages-per-second", "%d: want 0 (no limit) or more", c.Data.MessagesPerSecond)

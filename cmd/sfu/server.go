@@ -82,7 +82,11 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 		s.hooks = webhook.New(webhook.Config{URLs: c.Webhooks.URLs, Secret: secret}, log.Named("webhook"))
 		s.rooms.SetObserver(s.hooks.Observe)
 	}
-	s.rooms.SetDataLimits(sfu.DataLimits{MessageSize: c.Data.MessageSize, MessagesPerSecond: perSecond})
+	fileSize := int64(c.Data.FileSize)
+	if fileSize == 0 {
+		fileSize = -1 // no files
+	}
+	s.rooms.SetDataLimits(sfu.DataLimits{MessageSize: c.Data.MessageSize, MessagesPerSecond: perSecond, FileSize: fileSize})
 
 	h := sig.NewHandler(s.rooms, log.Named("signal"))
 	h.OriginPatterns = c.HTTP.AllowedOrigins

@@ -161,13 +161,6 @@ func (d *DownTrack) writeRTP(p *packet) {
 		d.mu.Unlock()
 		return
 	}
-	if d.src.muted.Load() {
-		// As paused: when the track is unmuted, the stream starts again at
-		// a keyframe, its numbering continuing from the last packet sent.
-		d.current = -1
-		d.mu.Unlock()
-		return
-	}
 	switched := false
 	if p.layer != d.current {
 		if p.layer != d.target || !(p.info.Keyframe || d.src.info.Kind == webrtc.RTPCodecTypeAudio) {

@@ -1,7 +1,6 @@
 package sfu
 
 import (
-	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
 )
 
@@ -29,20 +28,12 @@ func (p *Participant) SetMuted(mid string, muted bool) {
 	p.mutes[mid] = muted
 	p.mu.Unlock()
 
-	if t.muted.Swap(muted) == muted {
+	if !t.setMuted(muted) {
 		return
 	}
-	t.mu.Lock()
-	t.info.Muted = muted
-	t.mu.Unlock()
 	p.log.Info("track muted", zap.String("track", t.info.ID), zap.Bool("muted", muted))
-	if !muted && t.info.Kind == webrtc.RTPCodecTypeVideo {
-		for i := range t.Info().Layers {
-			t.RequestKeyframe(i)
-		}
-		if len(t.Info().Layers) == 0 {
-			t.RequestKeyframe(0)
-		}
+	if !muted {
+		t.requestKeyframes()
 	}
 	p.room.mutedChanged(t)
 }

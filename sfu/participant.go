@@ -160,11 +160,7 @@ func (p *Participant) Resumed() {
 		}
 	}
 	for _, t := range p.tracks {
-		if t.info.Kind == webrtc.RTPCodecTypeVideo {
-			for i := range t.Info().Layers {
-				t.RequestKeyframe(i)
-			}
-		}
+		t.requestKeyframes()
 	}
 	p.mu.Unlock()
 	switch p.sub.ICEConnectionState() {
@@ -355,7 +351,7 @@ func (p *Participant) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPRe
 			Codec: remote.Codec().MimeType, Source: source}
 		info.Muted = p.mutes[mid]
 		t = newTrack(info, mid, remote.Codec(), p.pub.WriteRTCP, p.log.With(zap.String("track", info.ID)))
-		t.muted.Store(info.Muted)
+		t.muted.Store(info.Muted) // not yet forwarded: no down-track to reset
 		for _, e := range receiver.GetParameters().HeaderExtensions {
 			if e.URI == sdp.AudioLevelURI && e.ID > 0 && e.ID < 15 {
 				t.levelExt = uint8(e.ID)

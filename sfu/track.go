@@ -52,9 +52,10 @@ type Track struct {
 	clock     clock.Clock // for packet arrival times and keyframe request timers
 
 	layers [maxLayers]atomic.Pointer[layer]
-	// muted: the publisher muted the track; its down-tracks send nothing
-	// (and start again at a keyframe).
-	muted atomic.Bool
+	// muted: the publisher muted the track; nothing of it is forwarded or
+	// kept for retransmission (setMuted). muteMu orders the changes.
+	muted  atomic.Bool
+	muteMu sync.Mutex
 	// levelExt is the audio level extension's id in the publisher's
 	// packets (0: none); levels tallies what they carry (speakers.go).
 	levelExt uint8
@@ -207,6 +208,9 @@ func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet) {
 	t.stats.bytesIn.Add(uint64(len(raw)))
 	pkt.at = now
 	l.lastPacket.Store(pkt.at.UnixNano())
+	if t.muted.Load() {
+		return // not even cached: a NACK must not bring it back
+	}
 	if l.cache != nil {
 		l.cache.Store(h.SequenceNumber, raw)
 	}
@@ -247,6 +251,38 @@ func stripPadding(h *rtp.Header, payload []byte) (media []byte, pad byte, ok boo
 		return nil, 0, false
 	}
 	return payload[:len(payload)-int(pad)], pad, true
+}
+
+// setMuted starts or stops forwarding the track; false if it already was
+// so. An unmuted track starts again at a keyframe in every down-track, as
+// after a pause, its numbering going on from the last packet sent.
+func (t *Track) setMuted(muted bool) bool {
+	t.muteMu.Lock()
+	defer t.muteMu.Unlock()
+	if t.muted.Load() == muted {
+		return false
+	}
+	if !muted {
+		// Before the flag clears, so that no packet slips out with the
+		// numbering it had before the mute.
+		for _, d := range t.downTracks() {
+			d.mu.Lock()
+			d.current = -1
+			d.mu.Unlock()
+		}
+	}
+	t.muted.Store(muted)
+	t.mu.Lock()
+	t.info.Muted = muted
+	t.mu.Unlock()
+	return true
+}
+
+// requestKeyframes asks for a keyframe on every layer of a video.
+func (t *Track) requestKeyframes() {
+	for i := range t.layers {
+		t.RequestKeyframe(i)
+	}
 }
 
 // layer returns layer i, or nil.

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 
+	pionclient "github.com/switchboard-sfu/switchboard/internal/client"
 	"github.com/switchboard-sfu/switchboard/rtc"
 	"github.com/switchboard-sfu/switchboard/sfu"
 	"github.com/switchboard-sfu/switchboard/signal"
@@ -333,4 +334,16 @@ func (c *client) answerSubscriber() {
 		t.Fatal(err)
 	}
 	c.sendJSON(map[string]string{"type": "answer", "target": "subscriber", "sdp": answer.SDP})
+}
+
+// received counts what c has received from participant of kind ("audio"
+// or "video"): packets and keyframes.
+func received(c *pionclient.Client, participant, kind string) (packets, keyframes int64) {
+	for _, r := range c.Received() {
+		if r.Participant == participant && r.Kind == kind {
+			packets += r.Packets.Load()
+			keyframes += r.Keyframes.Load()
+		}
+	}
+	return packets, keyframes
 }

@@ -100,17 +100,9 @@ func joinPion(t *testing.T, s *server, name string, opts ...pionclient.APIOption
 func receiving(t *testing.T, c *pionclient.Client, participant, who string) {
 	t.Helper()
 	counts := func() (video, audio int64) {
-		for _, r := range c.Received() {
-			if r.Participant != participant {
-				continue
-			}
-			if r.Kind == "video" {
-				video += r.Packets.Load()
-			} else {
-				audio += r.Packets.Load()
-			}
-		}
-		return
+		video, _ = received(c, participant, "video")
+		audio, _ = received(c, participant, "audio")
+		return video, audio
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	v0, a0 := counts()
@@ -133,17 +125,9 @@ func receiving(t *testing.T, c *pionclient.Client, participant, who string) {
 // within d.
 func flowing(c *pionclient.Client, participant string, d time.Duration) bool {
 	counts := func() (video, audio int64) {
-		for _, r := range c.Received() {
-			if r.Participant != participant {
-				continue
-			}
-			if r.Kind == "video" {
-				video += r.Packets.Load()
-			} else {
-				audio += r.Packets.Load()
-			}
-		}
-		return
+		video, _ = received(c, participant, "video")
+		audio, _ = received(c, participant, "audio")
+		return video, audio
 	}
 	v0, a0 := counts()
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); {

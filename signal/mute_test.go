@@ -27,18 +27,17 @@ func TestMuteStopsForwarding(t *testing.T) {
 	if err != nil || m.Track == nil || !m.Track.Muted || m.Track.Kind != "video" || m.Track.Participant != pub.ID {
 		t.Fatalf("track-muted: %+v, %v", m.Track, err)
 	}
-	video := func() (packets, keyframes int64) {
-		for _, r := range viewer.Received() {
-			if r.Participant == pub.ID && r.Kind == "video" {
-				packets += r.Packets.Load()
-				keyframes += r.Keyframes.Load()
-			}
+	video := func() (packets, keyframes int64) { return received(viewer, pub.ID, "video") }
+	// What was in flight arrives first: wait until 200 ms pass without a
+	// packet, then nothing more may come.
+	for last, _ := video(); ; {
+		time.Sleep(200 * time.Millisecond) // polling interval
+		if p, _ := video(); p == last {
+			break
+		} else {
+			last = p
 		}
-		return
 	}
-	// What was in flight arrives within the poll interval; after that, nothing.
-	settle := time.NewTimer(300 * time.Millisecond)
-	<-settle.C
 	p0, _ := video()
 	quiet := time.NewTimer(time.Second)
 	<-quiet.C

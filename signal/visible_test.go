@@ -34,10 +34,7 @@ func TestVideoBackWhenShownAgain(t *testing.T) {
 			trackID = id
 		}
 	}
-	video := func() (packets, keyframes int64) {
-		r := viewer.Received()[trackID]
-		return r.Packets.Load(), r.Keyframes.Load()
-	}
+	video := func() (packets, keyframes int64) { return received(viewer, pub.ID, "video") }
 	settings := func(w, h int) {
 		if err := viewer.SendRaw([]byte(fmt.Sprintf(`{"type":"track-settings","trackId":%q,"width":%d,"height":%d}`, trackID, w, h))); err != nil {
 			t.Fatal(err)

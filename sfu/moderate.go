@@ -3,6 +3,8 @@ package sfu
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/pion/webrtc/v4"
 	"go.uber.org/zap"
@@ -90,10 +92,7 @@ func (p *Participant) EndRoom(reason string) {
 // end removes everyone from r, telling each why.
 func (r *Room) end(reason string) {
 	r.mu.Lock()
-	all := make([]*Participant, 0, len(r.participants))
-	for _, o := range r.participants {
-		all = append(all, o)
-	}
+	all := slices.Collect(maps.Values(r.participants))
 	r.mu.Unlock()
 	for _, o := range all {
 		r.leave(o, withReason(ErrRoomEnded, reason))

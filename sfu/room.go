@@ -5,6 +5,7 @@
 package sfu
 
 import (
+	"maps"
 	"math"
 	"slices"
 	"sync"
@@ -402,10 +403,7 @@ func (rs *Rooms) rankSpeakersLoop() {
 		case <-t.C:
 		}
 		rs.mu.Lock()
-		rooms := make([]*Room, 0, len(rs.rooms))
-		for _, r := range rs.rooms {
-			rooms = append(rooms, r)
-		}
+		rooms := slices.Collect(maps.Values(rs.rooms))
 		rs.mu.Unlock()
 		for _, r := range rooms {
 			r.rankSpeakers(speakerInterval)

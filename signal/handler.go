@@ -3,8 +3,10 @@ package signal
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -111,10 +113,7 @@ func (h *Handler) Close() {
 	h.wg.Wait()
 	// Those whose clients were away have nobody to tell.
 	h.mu.Lock()
-	away := make([]*member, 0, len(h.members))
-	for _, m := range h.members {
-		away = append(away, m)
-	}
+	away := slices.Collect(maps.Values(h.members))
 	h.mu.Unlock()
 	for _, m := range away {
 		m.end(nil, true)

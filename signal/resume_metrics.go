@@ -1,6 +1,8 @@
 package signal
 
 import (
+	"maps"
+	"slices"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,10 +42,7 @@ func (h *Handler) Collect(ch chan<- prometheus.Metric) {
 // away counts the members without a socket.
 func (h *Handler) away() int {
 	h.mu.Lock()
-	members := make([]*member, 0, len(h.members))
-	for _, m := range h.members {
-		members = append(members, m)
-	}
+	members := slices.Collect(maps.Values(h.members))
 	h.mu.Unlock()
 	n := 0
 	for _, m := range members {

@@ -38,6 +38,9 @@ type Handler struct {
 	// ResumeGrace is how long a participant whose WebSocket broke stays in
 	// its room for its client to resume; 0 ends it at once.
 	ResumeGrace time.Duration
+	// Placement, when set, is the cluster's: a join that belongs on
+	// another node is redirected there (docs/protocol.md, redirect).
+	Placement Placement
 
 	occupancy occupancy
 	perAddr   perAddress
@@ -52,6 +55,25 @@ type Handler struct {
 	wg       sync.WaitGroup
 }
 
+// Placement decides which node of a cluster takes a join.
+type Placement interface {
+	// Place returns nil to take a join for room here, or the node to send
+	// the client to; avoid is a node the client said it could not reach.
+	Place(ctx context.Context, room, avoid string) *Redirect
+	// MoveTo is a serving node for the clients of a draining server, nil
+	// if there is none.
+	MoveTo() *Redirect
+	// Origins are the hosts of the other nodes, whose pages may open this
+	// node's WebSocket.
+	Origins() []string
+}
+
+// Redirect names another node of the cluster.
+type Redirect struct {
+	URL  string
+	Node string
+}
+
 // NewHandler returns a handler that joins clients to rooms.
 func NewHandler(rooms *sfu.Rooms, log *zap.Logger) *Handler {
 	return &Handler{rooms: rooms, log: log, sessions: map[*session]struct{}{},
@@ -60,7 +82,11 @@ func NewHandler(rooms *sfu.Rooms, log *zap.Logger) *Handler {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ip := h.clientIP(r)
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: h.OriginPatterns})
+	origins := h.OriginPatterns
+	if h.Placement != nil {
+		origins = append(slices.Clip(origins), h.Placement.Origins()...)
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: origins})
 	if err != nil {
 		h.log.Info("websocket refused", zap.String("remote", ip), zap.String("origin", r.Header.Get("Origin")), zap.Error(err))
 		return
@@ -124,10 +150,16 @@ func (h *Handler) Close() {
 // client is told that its connection ends in grace. Drain returns when no
 // participant is left or when ctx ends; Close then ends the rest.
 func (h *Handler) Drain(ctx context.Context, grace time.Duration) {
+	msg := drainingMsg{Type: TypeDraining, Grace: int(grace.Round(time.Second) / time.Second)}
+	if h.Placement != nil {
+		if to := h.Placement.MoveTo(); to != nil {
+			msg.URL, msg.Node = to.URL, to.Node
+		}
+	}
 	h.mu.Lock()
 	h.draining = true
 	for s := range h.sessions {
-		s.send(drainingMsg{Type: TypeDraining, Grace: int(grace.Round(time.Second) / time.Second)})
+		s.send(msg)
 	}
 	h.mu.Unlock()
 	t := time.NewTicker(100 * time.Millisecond)

@@ -27,6 +27,8 @@ const StatusReplaced websocket.StatusCode = 4001
 const (
 	StatusRemoved   websocket.StatusCode = 4002
 	StatusRoomEnded websocket.StatusCode = 4003
+	// StatusRedirected: the join belongs on another node (redirect).
+	StatusRedirected websocket.StatusCode = 4004
 )
 
 // member is a joined participant's side of the protocol. It outlives the

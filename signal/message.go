@@ -44,6 +44,7 @@ const (
 	TypePong               = "pong"
 	TypeError              = "error"
 	TypeDraining           = "draining"
+	TypeRedirect           = "redirect"
 )
 
 // Targets name a participant's two PeerConnections.
@@ -110,6 +111,9 @@ type Message struct {
 	// Replace, in join, is the resume secret of a session this join takes
 	// over (a reloaded page, or a failed resume).
 	Replace string `json:"replace,omitempty"`
+	// Avoid, in join, names a node of the cluster the client was sent to
+	// and could not reach: placement leaves it out.
+	Avoid string `json:"avoid,omitempty"`
 	// Secret and Seq, in resume: the session and the last sequence number
 	// the client received.
 	Secret    string                   `json:"secret,omitempty"`
@@ -167,6 +171,9 @@ func decode(data []byte) (Message, *Error) {
 		}
 		if len(m.Replace) > maxSecretSize {
 			return m, errorf(CodeBadMessage, `field "replace": longer than %d bytes`, maxSecretSize)
+		}
+		if len(m.Avoid) > maxNameLength*4 {
+			return m, errorf(CodeBadMessage, `field "avoid": longer than %d bytes`, maxNameLength*4)
 		}
 	case TypeResume:
 		if m.Secret == "" || len(m.Secret) > maxSecretSize {
@@ -326,6 +333,16 @@ type ICEServer struct {
 type drainingMsg struct {
 	Type  string `json:"type"`
 	Grace int    `json:"grace"` // seconds until the server closes the connection
+	// URL and Node: in a cluster, a serving node to move to.
+	URL  string `json:"url,omitempty"`
+	Node string `json:"node,omitempty"`
+}
+
+// redirectMsg answers a join that belongs on another node of the cluster.
+type redirectMsg struct {
+	Type string `json:"type"`
+	URL  string `json:"url"`
+	Node string `json:"node"`
 }
 
 type participantMsg struct {

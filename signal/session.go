@@ -28,6 +28,9 @@ const (
 	// "too-large" error and the session lives on.
 	hardReadLimit  = 1 << 20
 	maxBadMessages = 10
+	// placementTimeout bounds how long a join waits on the cluster's
+	// registry (a claim on a new room) before it is placed here.
+	placementTimeout = 2 * time.Second
 	// sendQueueSize holds a full replay (outboxMessages) and then some.
 	sendQueueSize = outboxMessages + 256
 )
@@ -292,6 +295,17 @@ func (s *session) join(msg Message) *Error {
 		var perr *Error
 		if grant, perr = s.h.Auth.Verify(msg.Token, msg.Room); perr != nil {
 			return s.refused(msg, grant, perr)
+		}
+	}
+	if pl := s.h.Placement; pl != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), placementTimeout)
+		to := pl.Place(ctx, msg.Room, msg.Avoid)
+		cancel()
+		if to != nil {
+			s.log.Info("join redirected", zap.String("room", msg.Room), zap.String("node", to.Node), zap.String("url", to.URL))
+			s.send(redirectMsg{Type: TypeRedirect, URL: to.URL, Node: to.Node})
+			s.shutdown(StatusRedirected, "redirected to "+to.Node)
+			return nil
 		}
 	}
 	if s.h.isDraining() {

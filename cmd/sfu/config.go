@@ -91,6 +91,16 @@ type Config struct {
 	Shutdown struct {
 		Grace time.Duration `yaml:"grace"`
 	} `yaml:"shutdown"`
+	Cluster struct {
+		NATS         []string `yaml:"nats"`
+		NodeID       string   `yaml:"node-id"`
+		AdvertiseURL string   `yaml:"advertise-url"`
+		Credentials  string   `yaml:"nats-credentials"`
+		CA           string   `yaml:"nats-ca"`
+		Cert         string   `yaml:"nats-cert"`
+		Key          string   `yaml:"nats-key"`
+		Replicas     int      `yaml:"replicas"`
+	} `yaml:"cluster"`
 }
 
 const (
@@ -118,6 +128,7 @@ func defaults() Config {
 	c.Data.FileSize = 100 << 20
 	c.Session.ResumeGrace = 20 * time.Second
 	c.Shutdown.Grace = 30 * time.Second
+	c.Cluster.Replicas = 1
 	return c
 }
 
@@ -175,6 +186,14 @@ func settings() []setting {
 		{"data.file-size", "data-file-size", "largest file a participant may send the room, in bytes (0: no files)", func(c *Config) any { return &c.Data.FileSize }},
 		{"session.resume-grace", "resume-grace", "how long a participant whose connection broke stays in its room for its client to resume (0: it leaves at once)", func(c *Config) any { return &c.Session.ResumeGrace }},
 		{"shutdown.grace", "shutdown-grace", "on SIGTERM, how long clients may stay before they are disconnected", func(c *Config) any { return &c.Shutdown.Grace }},
+		{"cluster.nats", "cluster-nats", "comma-separated NATS URLs (nats:// or tls://) of the cluster to join (default: an embedded NATS that opens no port: a single node)", func(c *Config) any { return &c.Cluster.NATS }},
+		{"cluster.node-id", "node-id", "this node's name in the cluster, unique (default: the host name)", func(c *Config) any { return &c.Cluster.NodeID }},
+		{"cluster.advertise-url", "advertise-url", "the URL clients reach this node at, e.g. https://sfu1.example.com/ (needed with cluster.nats: redirects point there)", func(c *Config) any { return &c.Cluster.AdvertiseURL }},
+		{"cluster.nats-credentials", "nats-credentials", "NATS credentials file (.creds) for cluster.nats", func(c *Config) any { return &c.Cluster.Credentials }},
+		{"cluster.nats-ca", "nats-ca", "CA certificate file (PEM) to trust for tls:// NATS URLs", func(c *Config) any { return &c.Cluster.CA }},
+		{"cluster.nats-cert", "nats-cert", "client certificate file (PEM) for NATS with TLS client authentication", func(c *Config) any { return &c.Cluster.Cert }},
+		{"cluster.nats-key", "nats-key", "private key file (PEM) of cluster.nats-cert", func(c *Config) any { return &c.Cluster.Key }},
+		{"cluster.replicas", "cluster-replicas", "copies of the registry kept by a NATS cluster (1 to 5; 3 for a 3-node NATS)", func(c *Config) any { return &c.Cluster.Replicas }},
 	}
 }
 
@@ -433,6 +452,28 @@ func (c *Config) validate() error {
 	}
 	if c.Shutdown.Grace < 0 {
 		return invalid("shutdown.grace", "%v: want 0 or more", c.Shutdown.Grace)
+	}
+	return c.validateCluster()
+}
+
+func (c *Config) validateCluster() error {
+	for _, u := range c.Cluster.NATS {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "nats" && p.Scheme != "tls") || p.Host == "" {
+			return invalid("cluster.nats", "%q: want a nats:// or tls:// URL", u)
+		}
+	}
+	if c.Cluster.Replicas < 1 || c.Cluster.Replicas > 5 {
+		return invalid("cluster.replicas", "%d: want 1 to 5", c.Cluster.Replicas)
+	}
+	if (c.Cluster.Cert == "") != (c.Cluster.Key == "") {
+		return invalid("cluster.nats-cert", "cluster.nats-cert and cluster.nats-key go together")
+	}
+	if u := c.Cluster.AdvertiseURL; u != "" {
+		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+			return invalid("cluster.advertise-url", "%q: want an http:// or https:// URL", u)
+		}
+	} else if len(c.Cluster.NATS) > 0 {
+		return invalid("cluster.advertise-url", "cluster.nats needs the URL clients reach this node at, for redirects (e.g. https://sfu1.example.com/)")
 	}
 	return nil
 }

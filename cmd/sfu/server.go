@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchboard-sfu/switchboard/api"
+	"github.com/switchboard-sfu/switchboard/cluster"
 	"github.com/switchboard-sfu/switchboard/relay"
 	"github.com/switchboard-sfu/switchboard/rtc"
 	"github.com/switchboard-sfu/switchboard/sfu"
@@ -38,6 +39,7 @@ type server struct {
 	http    *http.Server
 	tls     *tls.Config     // nil without tls.cert
 	hooks   *webhook.Sender // nil without webhooks.urls
+	node    *cluster.Node
 
 	ready    atomic.Bool
 	draining atomic.Bool
@@ -80,8 +82,18 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	if len(c.Webhooks.URLs) > 0 {
 		secret, _ := c.webhookSecret() // validated
 		s.hooks = webhook.New(webhook.Config{URLs: c.Webhooks.URLs, Secret: secret}, log.Named("webhook"))
-		s.rooms.SetObserver(s.hooks.Observe)
 	}
+	if s.node, err = cluster.Start(cluster.Config{NATS: c.Cluster.NATS, NodeID: c.Cluster.NodeID, URL: c.Cluster.AdvertiseURL,
+		Credentials: c.Cluster.Credentials, CAFile: c.Cluster.CA, CertFile: c.Cluster.Cert, KeyFile: c.Cluster.Key,
+		Replicas: c.Cluster.Replicas}, s.rooms, log.Named("cluster")); err != nil {
+		return nil, err
+	}
+	s.rooms.SetObserver(func(e sfu.Event) {
+		if s.hooks != nil {
+			s.hooks.Observe(e)
+		}
+		s.node.Observe(e)
+	})
 	fileSize := int64(c.Data.FileSize)
 	if fileSize == 0 {
 		fileSize = -1 // no files
@@ -91,6 +103,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	h := sig.NewHandler(s.rooms, log.Named("signal"))
 	h.OriginPatterns = c.HTTP.AllowedOrigins
 	h.ResumeGrace = c.Session.ResumeGrace
+	h.Placement = placement{s.node}
 	h.Limits = sig.Limits{
 		Rooms:                c.Limits.Rooms,
 		ParticipantsPerRoom:  c.Limits.ParticipantsPerRoom,
@@ -146,7 +159,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	if s.hooks != nil {
 		reg.MustRegister(s.hooks)
 	}
-	reg.MustRegister(s.rooms, s.signal, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(s.rooms, s.signal, s.node, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if c.HTTP.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -218,6 +231,7 @@ func (s *server) announce(addr net.Addr) {
 // all left or ctx ends.
 func (s *server) drain(ctx context.Context, grace time.Duration) {
 	s.draining.Store(true)
+	s.node.Drain()
 	s.signal.Drain(ctx, grace)
 }
 
@@ -226,6 +240,9 @@ func (s *server) shutdown(ctx context.Context) {
 	s.draining.Store(true)
 	if s.http != nil {
 		_ = s.http.Shutdown(ctx) // hijacked WebSockets are not waited for here
+	}
+	if s.node != nil {
+		s.node.Close() // first, so that no one is sent here any more
 	}
 	if s.signal != nil {
 		s.signal.Close()
@@ -258,4 +275,22 @@ func displayAddr(a net.Addr) string {
 		host = "localhost"
 	}
 	return net.JoinHostPort(host, port)
+}
+
+// placement is the cluster node as signaling sees it.
+type placement struct{ n *cluster.Node }
+
+func (p placement) Place(ctx context.Context, room, avoid string) *sig.Redirect {
+	return redirect(p.n.Place(ctx, room, avoid))
+}
+
+func (p placement) MoveTo() *sig.Redirect { return redirect(p.n.MoveTo()) }
+
+func (p placement) Origins() []string { return p.n.Origins() }
+
+func redirect(r *cluster.Redirect) *sig.Redirect {
+	if r == nil {
+		return nil
+	}
+	return &sig.Redirect{URL: r.URL, Node: r.Node}
 }

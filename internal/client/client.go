@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,8 @@ type Options struct {
 	Simulcast bool
 	// Token is the join token, for servers that require one.
 	Token string
+	// Avoid, in the join, names a cluster node the client could not reach.
+	Avoid string
 	// Drop discards this fraction of the received packets after the
 	// interceptors saw them and before they are counted: a known impairment
 	// for testing the measurements.
@@ -63,6 +66,10 @@ type Message struct {
 	Participant  *Participant             `json:"participant,omitempty"`
 	Participants []Participant            `json:"participants,omitempty"`
 	Track        *Track                   `json:"track,omitempty"`
+	// redirect and draining: another node of the cluster; join: one to avoid
+	URL   string `json:"url,omitempty"`
+	Node  string `json:"node,omitempty"`
+	Avoid string `json:"avoid,omitempty"`
 	// publish-layers
 	TrackID string   `json:"trackId,omitempty"`
 	Mid     string   `json:"mid,omitempty"`
@@ -223,6 +230,22 @@ func Join(ctx context.Context, api *webrtc.API, wsURL, room, name string, opts O
 	return c, nil
 }
 
+// RedirectError is Join's error when the server sent the join to another
+// node of its cluster.
+type RedirectError struct{ URL, Node string }
+
+func (e *RedirectError) Error() string { return "redirected to " + e.Node + " at " + e.URL }
+
+// WebSocketURL is the signaling URL of the node at the page URL u
+// (http://host/ → ws://host/ws).
+func (e *RedirectError) WebSocketURL() string {
+	u := strings.TrimSuffix(e.URL, "/")
+	if rest, ok := strings.CutPrefix(u, "https://"); ok {
+		return "wss://" + rest + "/ws"
+	}
+	return "ws://" + strings.TrimPrefix(u, "http://") + "/ws"
+}
+
 func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) error {
 	var err error
 	if c.pub, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
@@ -252,12 +275,15 @@ func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) 
 	c.sub.OnTrack(c.onTrack)
 	c.sub.OnDataChannel(c.onDataChannel)
 
-	if err := c.Send(Message{Type: "join", Room: room, Name: name, Token: c.opts.Token}); err != nil {
+	if err := c.Send(Message{Type: "join", Room: room, Name: name, Token: c.opts.Token, Avoid: c.opts.Avoid}); err != nil {
 		return err
 	}
 	var joined Message
 	if err := wsjsonRead(ctx, c.ws, &joined); err != nil {
 		return err
+	}
+	if joined.Type == "redirect" {
+		return &RedirectError{URL: joined.URL, Node: joined.Node}
 	}
 	if joined.Type != "joined" || joined.You == nil {
 		return fmt.Errorf("join: got %q %s: %s", joined.Type, joined.Code, joined.Message)

@@ -1,0 +1,99 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+)
+
+// cluster3 is a view from node a of nodes a, b and c, all serving and fresh.
+func cluster3(now time.Time) *view {
+	v := newView("a")
+	for _, id := range []string{"a", "b", "c"} {
+		v.setLease(Lease{ID: id, URL: "https://" + id + "/", State: Serving}, now)
+	}
+	return v
+}
+
+func roster(room, node string, n int) Roster {
+	r := Roster{Room: room, Node: node}
+	for i := range n {
+		r.Participants = append(r.Participants, Participant{ID: node + string(rune('0'+i))})
+	}
+	return r
+}
+
+func first(int) int { return 0 }
+
+func TestChooseKeepsARoomWhereItIs(t *testing.T) {
+	now := time.Now()
+	v := cluster3(now)
+	v.setRoster(roster("x", "b", 2))
+	if d := choose(v, "x", 0, now, "", 0, first); d.here || d.node.ID != "b" || d.fresh {
+		t.Errorf("room on b, join at a: %+v, want a redirect to b", d)
+	}
+	if d := choose(v, "x", 1, now, "", 0, first); !d.here {
+		t.Errorf("room also here: %+v, want here", d)
+	}
+}
+
+func TestChooseNewRoomGoesToTheLighterOfTwo(t *testing.T) {
+	now := time.Now()
+	v := cluster3(now)
+	v.setLease(Lease{ID: "a", State: Serving, Load: Load{Participants: 9}}, now)
+	v.setLease(Lease{ID: "b", URL: "https://b/", State: Serving, Load: Load{Participants: 1}}, now)
+	d := choose(v, "new", 0, now, "", 0, first) // picks a and b
+	if d.here || d.node.ID != "b" || !d.fresh {
+		t.Errorf("new room: %+v, want fresh on b (lighter than a)", d)
+	}
+}
+
+func TestChooseSkipsDrainingStaleAndAvoided(t *testing.T) {
+	now := time.Now()
+	v := cluster3(now)
+	v.setRoster(roster("x", "b", 1))
+	v.setLease(Lease{ID: "b", URL: "https://b/", State: Draining}, now)
+	if d := choose(v, "x", 0, now, "", 0, first); d.node.ID == "b" {
+		t.Errorf("draining host chosen: %+v", d)
+	}
+	v.setLease(Lease{ID: "b", URL: "https://b/", State: Serving}, now.Add(-freshness-time.Millisecond))
+	if d := choose(v, "x", 0, now, "", 0, first); d.node.ID == "b" {
+		t.Errorf("host with a stale lease chosen: %+v", d)
+	}
+	v.setLease(Lease{ID: "b", URL: "https://b/", State: Serving}, now)
+	if d := choose(v, "x", 0, now, "b", 0, first); d.node.ID == "b" {
+		t.Errorf("host the client could not reach chosen: %+v", d)
+	}
+}
+
+func TestChooseSpreadsPastTheCap(t *testing.T) {
+	now := time.Now()
+	v := cluster3(now)
+	v.setRoster(roster("x", "b", 3))
+	d := choose(v, "x", 0, now, "", 3, first)
+	if d.node.ID == "b" || d.fresh {
+		t.Errorf("b full: %+v, want another node, not a fresh room", d)
+	}
+	v.setRoster(roster("x", "c", 1))
+	if d := choose(v, "x", 0, now, "", 3, first); d.node.ID != "c" {
+		t.Errorf("b full, c has room: %+v, want c", d)
+	}
+}
+
+func TestChooseAloneOrFrozenStaysHere(t *testing.T) {
+	now := time.Now()
+	v := newView("a")
+	v.setLease(Lease{ID: "a", State: Serving}, now)
+	if d := choose(v, "x", 0, now, "", 0, first); !d.here {
+		t.Errorf("single node: %+v, want here", d)
+	}
+	v = cluster3(now.Add(-time.Minute))
+	v.setLease(Lease{ID: "a", State: Serving}, now)
+	v.frozen = true
+	if got := v.expire(now); len(got) != 0 {
+		t.Errorf("frozen view expired %v", got)
+	}
+	v.frozen = false
+	if got := v.expire(now); len(got) != 2 {
+		t.Errorf("expired %v, want b and c", got)
+	}
+}

@@ -364,7 +364,7 @@ func (n *Node) run() {
 	retry := n.trySetup()
 	renew := time.NewTicker(leaseRefresh)
 	defer renew.Stop()
-	sweep := time.NewTicker(time.Second)
+	sweep := time.NewTicker(250 * time.Millisecond)
 	defer sweep.Stop()
 	var flush <-chan time.Time
 	for {
@@ -645,19 +645,34 @@ func (n *Node) claim(ctx context.Context, kv *buckets, room string, d decision, 
 		n.registryError("claim a room", err)
 		return d
 	}
-	e, err := kv.claims.Get(ctx, k)
-	if err != nil {
-		return d
-	}
-	winner := string(e.Value())
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	for _, l := range n.view.candidates(time.Now(), avoid) {
-		if l.ID == winner {
+	// Another node's choice came first: it stands while that node can
+	// take the room; otherwise ours replaces it, unless a third node's
+	// replaced it first.
+	for range 2 {
+		e, err := kv.claims.Get(ctx, k)
+		if err != nil {
+			return d
+		}
+		if l, ok := n.candidate(string(e.Value()), avoid); ok {
 			return where(l, n.cfg.NodeID)
+		}
+		if _, err := kv.claims.Update(ctx, k, []byte(d.node.ID), e.Revision()); err == nil {
+			return d
 		}
 	}
 	return d
+}
+
+// candidate returns node's lease if it may take a join.
+func (n *Node) candidate(node, avoid string) (Lease, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, l := range n.view.candidates(time.Now(), avoid) {
+		if l.ID == node {
+			return l, true
+		}
+	}
+	return Lease{}, false
 }
 
 // Drain marks the node draining: no new rooms or joins come here, and the

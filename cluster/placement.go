@@ -28,6 +28,13 @@ func choose(v *view, room string, local int, now time.Time, avoid string, capPer
 	}
 	fits := func(n int) bool { return capPerNode <= 0 || n < capPerNode }
 	hosts := v.hosts(room)
+	// A node that cannot take anyone (gone quiet, draining, unreachable
+	// for this client) no longer hosts the room as far as joins go.
+	for node := range hosts {
+		if !slices.ContainsFunc(cands, func(l Lease) bool { return l.ID == node }) {
+			delete(hosts, node)
+		}
+	}
 	if local > 0 {
 		hosts[v.self] = local
 	} else {

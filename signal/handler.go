@@ -41,6 +41,8 @@ type Handler struct {
 	// Placement, when set, is the cluster's: a join that belongs on
 	// another node is redirected there (docs/protocol.md, redirect).
 	Placement Placement
+	// NodeID names this server in its cluster (joined.node).
+	NodeID string
 
 	occupancy occupancy
 	perAddr   perAddress

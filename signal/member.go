@@ -216,7 +216,7 @@ func (m *member) OnJoined(info sfu.JoinInfo) {
 	you.Admin = m.grant.Admin
 	msg := joinedMsg{Type: TypeJoined, You: you,
 		Participants: make([]participantJSON, 0, len(info.Participants)), Tracks: make([]trackJSON, 0, len(info.Tracks)),
-		Resume: &resumeJSON{Secret: m.secret, Grace: int(m.h.ResumeGrace / time.Second)}}
+		Resume: &resumeJSON{Secret: m.secret, Grace: int(m.h.ResumeGrace / time.Second)}, Node: m.h.NodeID}
 	if m.h.ResumeGrace <= 0 {
 		msg.Resume = nil
 	}

@@ -308,6 +308,9 @@ type joinedMsg struct {
 	Tracks       []trackJSON       `json:"tracks"`
 	ICEServers   []ICEServer       `json:"iceServers,omitempty"`
 	Resume       *resumeJSON       `json:"resume,omitempty"`
+	// Node is the cluster node the client is on, for a join's avoid when
+	// it cannot reach it again.
+	Node string `json:"node,omitempty"`
 }
 
 // resumeJSON tells a client how to get its session back after its

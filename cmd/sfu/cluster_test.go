@@ -230,6 +230,10 @@ func receivesFrom(c *client.Client, ids map[string]bool) bool {
 // and all see one another.
 func TestClusterRoomStaysOnOneNode(t *testing.T) {
 	_, nodes := startCluster(t, 3)
+	baseline := map[string]float64{}
+	for _, n := range nodes {
+		baseline[n.id] = n.metric("go_goroutines")
+	}
 	api, err := client.NewAPI()
 	if err != nil {
 		t.Fatal(err)
@@ -264,5 +268,202 @@ func TestClusterRoomStaysOnOneNode(t *testing.T) {
 	}
 	if redirects < 2 {
 		t.Errorf("%v redirects in all; three of the four joins dialled a node without the room (at least two of them another node)", redirects)
+	}
+
+	// Everyone leaves: no rooms or tracks anywhere, goroutines back where
+	// they were.
+	for _, c := range clients {
+		c.Close()
+	}
+	for _, n := range nodes {
+		waitUntil(t, 10*time.Second, n.id+" to be idle again", func() bool {
+			return n.metric("switchboard_rooms") == 0 && n.metric("switchboard_participants") == 0 &&
+				n.metric("go_goroutines") <= baseline[n.id]
+		})
+	}
+}
+
+// hostOf returns the node whose signaling URL is ws.
+func hostOf(t *testing.T, nodes []*clusterNode, ws string) *clusterNode {
+	t.Helper()
+	for _, n := range nodes {
+		if n.ws() == ws {
+			return n
+		}
+	}
+	t.Fatalf("no node at %s", ws)
+	return nil
+}
+
+// A node killed with SIGKILL: its clients join again through the node they
+// first dialled (or the next, if that was the dead one), are placed on a
+// live node, and receive media again within 5 s; the others forget the
+// dead node within the lease's 6 s.
+func TestClusterNodeKilled(t *testing.T) {
+	_, nodes := startCluster(t, 3)
+	api, err := client.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	opts := client.Options{Publish: true, VideoBitrate: 150_000, KeyframeInterval: time.Second}
+	var clients []*client.Client
+	var host *clusterNode
+	for i, n := range nodes {
+		c, at := joinCluster(ctx, t, api, n.ws(), "failover", fmt.Sprintf("p%d", i), opts)
+		clients = append(clients, c)
+		host = hostOf(t, nodes, at)
+	}
+	if clients[0].Node != host.id {
+		t.Fatalf("joined.node says %q, the client is on %s", clients[0].Node, host.id)
+	}
+	killed := time.Now()
+	host.kill(syscall.SIGKILL)
+
+	// What the web client does when its node vanishes: join again where
+	// it came in, saying which node it could not reach.
+	again := make([]*client.Client, len(clients))
+	var wg sync.WaitGroup
+	for i, c := range clients {
+		entry := nodes[i]
+		if entry == host {
+			entry = nodes[(i+1)%len(nodes)]
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-c.Gone():
+			case <-ctx.Done():
+				return
+			}
+			o := opts
+			o.Avoid = host.id
+			again[i], _ = joinCluster(ctx, t, api, entry.ws(), "failover", fmt.Sprintf("p%d", i), o)
+		}()
+	}
+	wg.Wait()
+	ids := map[string]bool{}
+	landed := map[string]bool{}
+	for _, c := range again {
+		if c == nil {
+			t.Fatal("a client did not join again")
+		}
+		ids[c.ID] = true
+		landed[c.Node] = true
+	}
+	if len(landed) != 1 || landed[host.id] {
+		t.Fatalf("after the kill the room's participants are on %v", landed)
+	}
+	waitUntil(t, 5*time.Second-time.Since(killed), "everyone to receive everyone again within 5 s of the kill", func() bool {
+		for _, c := range again {
+			if !receivesFrom(c, ids) {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("media back %v after the kill", time.Since(killed).Round(10*time.Millisecond))
+	for _, n := range nodes {
+		if n == host {
+			continue
+		}
+		waitUntil(t, 7*time.Second-time.Since(killed), n.id+" to forget the killed node", func() bool {
+			return n.metric(`switchboard_cluster_nodes{state="serving"}`) == 2
+		})
+	}
+	t.Logf("the others forgot it %v after the kill", time.Since(killed).Round(10*time.Millisecond))
+}
+
+// SIGTERM drains a node: the others see it draining at once, its clients
+// are told a node to move to, and a join that dials it is redirected.
+// NATS restarted mid-call: media goes on, and the registry recovers.
+func TestClusterDrainAndNATSRestart(t *testing.T) {
+	ns, nodes := startCluster(t, 3, "-shutdown-grace", "20s")
+	api, err := client.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := client.Options{Publish: true, VideoBitrate: 150_000}
+	a, at := joinCluster(ctx, t, api, nodes[0].ws(), "steady", "a", opts)
+	b, _ := joinCluster(ctx, t, api, nodes[1].ws(), "steady", "b", opts)
+	host := hostOf(t, nodes, at)
+	ids := map[string]bool{a.ID: true, b.ID: true}
+	waitUntil(t, 10*time.Second, "a and b to receive each other", func() bool { return receivesFrom(a, ids) && receivesFrom(b, ids) })
+
+	// NATS goes away: the call goes on.
+	ns.stop()
+	for _, n := range nodes {
+		waitUntil(t, 10*time.Second, n.id+" to notice NATS is gone", func() bool {
+			return n.metric("switchboard_cluster_registry_connected") == 0
+		})
+	}
+	frames := func(c *client.Client) (n int64) {
+		for _, r := range c.Received() {
+			n += r.Frames.Load()
+		}
+		return n
+	}
+	fa, fb := frames(a), frames(b)
+	waitUntil(t, 5*time.Second, "frames to keep coming without NATS", func() bool { return frames(a) > fa+30 && frames(b) > fb+30 })
+	ns.start()
+	for _, n := range nodes {
+		waitUntil(t, 15*time.Second, n.id+" to set the registry up again", func() bool {
+			return n.metric("switchboard_cluster_registry_connected") == 1 && n.metric(`switchboard_cluster_nodes{state="serving"}`) == 3
+		})
+	}
+	// The rosters are back: a join dialling another node finds the room.
+	other := nodes[0]
+	if other == host {
+		other = nodes[1]
+	}
+	waitUntil(t, 5*time.Second, "the room's roster to be back", func() bool {
+		c, err := client.Join(ctx, api, other.ws(), "steady", "probe", client.Options{})
+		var r *client.RedirectError
+		if errors.As(err, &r) {
+			return r.Node == host.id
+		}
+		if err == nil {
+			c.Close()
+		}
+		return false
+	})
+
+	// SIGTERM: draining, with a node to move to.
+	if err := host.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.WaitFor(ctx, "draining")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.URL == "" || m.Node == host.id {
+		t.Fatalf("draining names %q at %q; want another node", m.Node, m.URL)
+	}
+	waitUntil(t, 3*time.Second, "the others to see the node draining", func() bool {
+		return other.metric(`switchboard_cluster_nodes{state="draining"}`) == 1
+	})
+	_, err = client.Join(ctx, api, host.ws(), "steady", "late", client.Options{})
+	var r *client.RedirectError
+	if !errors.As(err, &r) || r.Node == host.id {
+		t.Fatalf("a join at the draining node: %v, want a redirect elsewhere", err)
+	}
+	// The clients move where draining said; the drained node exits.
+	a.Close()
+	b.Close()
+	a2, at2 := joinCluster(ctx, t, api, strings.Replace(m.URL, "http://", "ws://", 1)+"ws", "steady", "a", opts)
+	b2, _ := joinCluster(ctx, t, api, nodes[2].ws(), "steady", "b", opts)
+	if at2 == host.ws() {
+		t.Fatal("moved to the draining node")
+	}
+	ids = map[string]bool{a2.ID: true, b2.ID: true}
+	waitUntil(t, 10*time.Second, "a and b to receive each other on the new node", func() bool { return receivesFrom(a2, ids) && receivesFrom(b2, ids) })
+	err = host.cmd.Wait()
+	host.cmd = nil
+	if err != nil {
+		t.Errorf("the drained node exited with %v", err)
 	}
 }

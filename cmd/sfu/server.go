@@ -104,6 +104,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	h.OriginPatterns = c.HTTP.AllowedOrigins
 	h.ResumeGrace = c.Session.ResumeGrace
 	h.Placement = placement{s.node}
+	h.NodeID = s.node.ID()
 	h.Limits = sig.Limits{
 		Rooms:                c.Limits.Rooms,
 		ParticipantsPerRoom:  c.Limits.ParticipantsPerRoom,

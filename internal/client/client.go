@@ -93,7 +93,8 @@ type Track struct {
 
 // Client is one participant.
 type Client struct {
-	ID string
+	ID   string
+	Node string // the cluster node it joined, from joined.node
 
 	opts     Options
 	ws       *websocket.Conn
@@ -288,7 +289,7 @@ func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) 
 	if joined.Type != "joined" || joined.You == nil {
 		return fmt.Errorf("join: got %q %s: %s", joined.Type, joined.Code, joined.Message)
 	}
-	c.ID = joined.You.ID
+	c.ID, c.Node = joined.You.ID, joined.Node
 	c.wg.Add(1)
 	go c.readLoop()
 	if c.opts.Publish {

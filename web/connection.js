@@ -27,6 +27,18 @@ const REPLACED = 4001;
 // The server ended our part in the call for good: a moderator removed us
 // (4002, "removed") or ended the room (4003, "room-ended"). Never reconnect.
 const FINAL = { 4002: 'removed', 4003: 'room-ended' };
+// A cluster sends a join to the node that has the room: redirects in a row
+// past this are a loop, and the join is refused instead.
+const MAX_REDIRECTS = 3;
+
+// signalingURL is the WebSocket of the node whose page is at url.
+export function signalingURL(url) {
+  const u = new URL(url, location.href);
+  u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+  u.pathname = '/ws';
+  u.search = u.hash = '';
+  return u.href;
+}
 
 // Connection opens the WebSocket at url and joins with the message that
 // hooks.hello(replace) returns. Once joined, a socket that closes or goes
@@ -34,6 +46,14 @@ const FINAL = { 4002: 'removed', 4003: 'room-ended' };
 // or, when the server no longer has it, joins again (hooks.rejoin before
 // the join goes out, then hooks.joined(m, true)). Numbered messages reach
 // hooks.message once each, in order. It ends (hooks.ended(reason, detail))
+// In a cluster a join may be redirected to another node: the connection
+// follows at once, and stays there. A node that cannot be reached again
+// after one try is left: the next tries go back to the node the page came
+// from (the entry), naming the lost node in the join's avoid so that the
+// room is placed elsewhere. A draining node names a node to move to: the
+// connection leaves and joins there (hooks.rejoin, then joined(m, true)).
+//
+// It ends (hooks.ended(reason, detail))
 // on leave(), on "replaced", when the first join fails or is refused
 // ('closed', 'refused'), on "removed" and "room-ended" (a moderator's
 // doing; detail is the server's error message, with its reason), and after
@@ -45,6 +65,11 @@ const FINAL = { 4002: 'removed', 4003: 'room-ended' };
 export class Connection {
   constructor(url, hooks, replace) {
     this.url = url;
+    this.entry = url; // where the page came from: the way back in when a node is lost
+    this.node = null; // the cluster node we joined (joined.node)
+    this.avoid = null; // a node we could not reach, for the next join
+    this.redirects = 0; // in a row, without a join
+    this.failedOpens = 0; // tries in a row whose socket never opened
     this.hooks = hooks;
     this.replace = replace || null; // secret of an older session our next join ends
     this.secret = null; // resume secret of the current session
@@ -88,13 +113,23 @@ export class Connection {
     this.retry = null;
     this.accepted = false;
     this.attemptAt = performance.now();
+    if (this.state === 'away' && this.failedOpens > 0 && this.url !== this.entry) {
+      // The node we were on is gone: back in through the entry, elsewhere.
+      console.info(`switchboard: node ${this.node || this.url} unreachable; joining again through ${this.entry}`);
+      this.avoid = this.node;
+      this.url = this.entry;
+      this.secret = null; // our session died with that node
+    }
     if (this.state === 'away') console.info(`switchboard: reconnecting, try ${this.attempts}`);
     const ws = (this.ws = new WebSocket(this.url));
+    let opened = false;
     // A connect into a dead network hangs for minutes; a new one may pass.
     const young = this.awaySince != null && performance.now() - this.awaySince < FAST_FOR;
     const opening = this.joined && setTimeout(() => this.lost(ws, 'no answer from the server'), young ? FAST_OPEN_TIMEOUT : OPEN_TIMEOUT);
     ws.onopen = () => {
       clearTimeout(opening);
+      opened = true;
+      this.failedOpens = 0;
       this.heard();
       this.pinger = setInterval(() => this.tick(ws), 1000);
       if (this.secret) this.raw({ type: 'resume', secret: this.secret, seq: this.lastSeq });
@@ -104,6 +139,7 @@ export class Connection {
     ws.onclose = (e) => {
       clearTimeout(opening);
       if (ws !== this.ws) return;
+      if (!opened) this.failedOpens++;
       if (e.code === REPLACED) return this.end('replaced');
       if (FINAL[e.code]) return this.end(FINAL[e.code], { code: FINAL[e.code], message: e.reason || '' });
       this.lost(ws, `code ${e.code}${e.reason ? `, ${e.reason}` : ''}`, e);
@@ -114,7 +150,9 @@ export class Connection {
     this.accepted = false;
     this.lastSeq = 0; // a new session numbers its messages from 1
     if (this.joined) this.hooks.rejoin();
-    this.raw(this.hooks.hello(this.replace || undefined));
+    const hello = this.hooks.hello(this.replace || undefined);
+    if (this.avoid) hello.avoid = this.avoid;
+    this.raw(hello);
   }
 
   raw(msg) {
@@ -145,6 +183,9 @@ export class Connection {
         this.secret = m.resume?.secret ?? null;
         this.replace = null;
         this.joined = true;
+        this.node = m.node || null;
+        this.avoid = null;
+        this.redirects = 0;
         this.back();
         return this.hooks.joined(m, again);
       }
@@ -153,7 +194,10 @@ export class Connection {
         this.back();
         return this.hooks.resumed(m);
       case 'draining':
+        if (m.url && signalingURL(m.url) !== this.url) return this.move(m);
         return this.hooks.draining(m);
+      case 'redirect':
+        return this.redirect(m);
       case 'error':
         return this.error(m);
       default:
@@ -178,6 +222,35 @@ export class Connection {
     }
     if (this.joined && TRANSIENT.has(m.code)) return this.lost(this.ws, m.code);
     this.end('refused', m);
+  }
+
+  // redirect follows the cluster to the node that has the room, at once.
+  redirect(m) {
+    if (this.accepted || typeof m.url !== 'string') return;
+    if (++this.redirects > MAX_REDIRECTS) return this.end('refused', { code: 'redirect-loop', message: 'the servers keep sending us elsewhere' });
+    console.info(`switchboard: the room is on node ${m.node}; joining there`);
+    this.drop();
+    this.url = signalingURL(m.url);
+    this.open();
+  }
+
+  // move leaves a draining node for the one it names and joins there.
+  move(m) {
+    console.info(`switchboard: this server is draining; moving to node ${m.node}`);
+    this.send({ type: 'leave' });
+    const ws = this.ws;
+    this.ws = null;
+    clearInterval(this.pinger);
+    if (ws) {
+      ws.onopen = ws.onmessage = ws.onclose = null;
+      ws.close(1000);
+    }
+    this.secret = null; // the session stays behind
+    this.url = signalingURL(m.url);
+    this.state = 'away';
+    this.awaySince = performance.now();
+    this.hooks.away('moving to another server');
+    this.open();
   }
 
   back() {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/pion/webrtc/v4"
 
+	"github.com/switchboard-sfu/switchboard/internal/browsertest"
 	"github.com/switchboard-sfu/switchboard/internal/client"
 	"github.com/switchboard-sfu/switchboard/internal/netlab"
 )
@@ -465,5 +466,65 @@ func TestClusterDrainAndNATSRestart(t *testing.T) {
 	host.cmd = nil
 	if err != nil {
 		t.Errorf("the drained node exited with %v", err)
+	}
+}
+
+// The web client in a cluster: its join, dialled at a node without the
+// room, is redirected to the node with it; when that node is killed, the
+// tab goes back in through the node its page came from, is placed on a
+// live node, and decodes again.
+func TestBrowserClusterRedirectAndFailover(t *testing.T) {
+	_, nodes := startCluster(t, 3)
+	api, err := client.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := client.Options{Publish: true, VideoBitrate: 200_000, KeyframeInterval: time.Second}
+	pub, at := joinCluster(ctx, t, api, nodes[1].ws(), "web", "pion", opts)
+	host := hostOf(t, nodes, at)
+	entry := nodes[0]
+	if entry == host {
+		entry = nodes[2]
+	}
+	// The nodes are at plain-http addresses: resolvable, and secure
+	// enough for the camera, as localhost would be.
+	rules := "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
+	var origins []string
+	for _, n := range nodes {
+		rules += ", EXCLUDE " + n.link.PeerIP
+		origins = append(origins, n.base())
+	}
+	tab := browsertest.Launch(t, browsertest.WithExtraFlags(rules,
+		"--unsafely-treat-insecure-origin-as-secure="+strings.Join(origins, ","))).NewTab(t, entry.base()+"/?room=web&name=tab")
+	decodes := func(id string) func() bool {
+		return func() bool {
+			var v callView
+			if err := tab.Eval(ctx, callViewJS, &v); err != nil {
+				t.Fatal(err)
+			}
+			return v.Media[id].Frames > 0
+		}
+	}
+	waitUntil(t, 20*time.Second, "the tab, redirected from "+entry.id+" to "+host.id+", to decode the publisher", decodes(pub.ID))
+	if r := host.metric("switchboard_participants"); r != 2 {
+		t.Errorf("%s has %v participants, want the publisher and the tab", host.id, r)
+	}
+
+	killed := time.Now()
+	host.kill(syscall.SIGKILL)
+	<-pub.Gone()
+	o := opts
+	o.Avoid = host.id
+	pub2, _ := joinCluster(ctx, t, api, entry.ws(), "web", "pion", o)
+	waitUntil(t, 15*time.Second, "the tab to decode the publisher again on a live node", decodes(pub2.ID))
+	t.Logf("the tab decodes again %.1f s after the kill", time.Since(killed).Seconds())
+	var errs []string
+	if err := tab.Eval(ctx, `window.switchboard.errors`, &errs); err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) > 0 {
+		t.Errorf("the tab shows errors: %q", errs)
 	}
 }

@@ -99,3 +99,9 @@ func (g *gapTracker) due(dst []uint16, now time.Time) []uint16 {
 }
 
 func (g *gapTracker) pending() int { return len(g.missing) }
+
+// restart forgets the sequence numbers but keeps the counts, for a sender
+// that started over.
+func (g *gapTracker) restart() {
+	*g = gapTracker{lost: g.lost, recovered: g.recovered}
+}

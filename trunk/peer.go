@@ -103,18 +103,29 @@ func (p *Peer) address() netip.AddrPort {
 }
 
 // update takes a new address, and new keys if the peer's key changed: a
-// peer that restarted has a new key pair and starts its SRTP state afresh.
+// peer that restarted has a new key pair and starts its SRTP state afresh,
+// and its streams their sequence numbers.
 func (p *Peer) update(addr netip.AddrPort, pub []byte, send, recv *srtp.Context) {
 	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
 	p.addr = addr
-	if bytes.Equal(pub, p.pub) {
+	rekeyed := !bytes.Equal(pub, p.pub)
+	if rekeyed {
+		p.pub = bytes.Clone(pub)
+		p.send = send
+		p.recv.Store(recv)
+	}
+	p.sendMu.Unlock()
+	if !rekeyed {
 		return
 	}
-	p.pub = bytes.Clone(pub)
-	p.send = send
-	p.recv.Store(recv)
 	p.e.log.Info("trunk peer rekeyed", zap.String("peer", p.id))
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, s := range p.streams {
+		s.mu.Lock()
+		s.gaps.restart()
+		s.mu.Unlock()
+	}
 }
 
 func (p *Peer) close() {

@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +20,11 @@ import (
 
 // ErrClosed is returned by writes to a disconnected peer or a closed endpoint.
 var ErrClosed = errors.New("trunk: closed")
+
+// ErrTooOld is returned by WriteRTP for a packet so far behind its stream
+// that the receiver's replay protection would refuse it: a resend that
+// comes too late, or a trunk SSRC reused (see WriteRTP).
+var ErrTooOld = errors.New("trunk: packet behind the replay window")
 
 // packetConn is the part of *net.UDPConn the endpoint uses; tests wrap it
 // to lose packets.
@@ -208,6 +215,13 @@ func (e *Endpoint) Connect(peerID string, addr *net.UDPAddr, peerPublicKey []byt
 	}
 	p.update(ap, peerPublicKey, send, recv)
 	return p, nil
+}
+
+// Peers returns the connected peers.
+func (e *Endpoint) Peers() []*Peer {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.Collect(maps.Values(e.peers))
 }
 
 // Peer returns the connected peer with that id, or nil.

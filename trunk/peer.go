@@ -36,7 +36,9 @@ type Peer struct {
 	pub    []byte
 	closed bool
 	wbuf   []byte
-	whdr   rtp.Header
+	// highest sequence number sent per trunk SSRC
+	sentSeq map[uint32]uint16
+	whdr    rtp.Header
 	ehdr   rtp.Header
 	chdr   rtcp.Header
 
@@ -87,6 +89,7 @@ func newPeer(e *Endpoint, id string, addr netip.AddrPort, pub []byte, send, recv
 		addr:    addr,
 		pub:     bytes.Clone(pub),
 		wbuf:    make([]byte, 1<<16),
+		sentSeq: map[uint32]uint16{},
 		streams: map[uint32]*Stream{},
 	}
 	p.recv.Store(recv)
@@ -149,12 +152,19 @@ func (p *Peer) close() {
 // concurrently, and does not allocate.
 //
 // A trunk SSRC must not be reused for another stream during the Endpoint's
-// life: the same SSRC and sequence number would reuse a GCM nonce.
+// life: the same SSRC and sequence number would reuse a GCM nonce. A
+// packet further behind the stream than the receiver's replay window is
+// refused with ErrTooOld, which catches most reuses.
 func (p *Peer) WriteRTP(ssrc uint32, h *rtp.Header, payload []byte) error {
 	p.sendMu.Lock()
 	defer p.sendMu.Unlock()
 	if p.closed {
 		return ErrClosed
+	}
+	if hi, ok := p.sentSeq[ssrc]; !ok || int16(h.SequenceNumber-hi) > 0 {
+		p.sentSeq[ssrc] = h.SequenceNumber
+	} else if int16(h.SequenceNumber-hi) <= -replayWindow {
+		return ErrTooOld
 	}
 	p.whdr = *h
 	p.whdr.SSRC = ssrc

@@ -527,3 +527,28 @@ func TestRestartedPeerIsRekeyed(t *testing.T) {
 		t.Errorf("b after the rekey: %+v", es)
 	}
 }
+
+func TestWriteRefusesPacketsBehindReplayWindow(t *testing.T) {
+	a, _ := listenTest(t, "a")
+	b, _ := listenTest(t, "b")
+	ab, _ := connect(t, a, b)
+	h := rtp.Header{Version: 2, SequenceNumber: 5000}
+	if err := ab.WriteRTP(1, &h, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The receiver's window holds the highest index and the 1023 before it.
+	h.SequenceNumber = 5000 - replayWindow + 1
+	if err := ab.WriteRTP(1, &h, nil); err != nil {
+		t.Errorf("a resend at the edge of the window: %v", err)
+	}
+	h.SequenceNumber = 5000 - replayWindow
+	if err := ab.WriteRTP(1, &h, nil); !errors.Is(err, ErrTooOld) {
+		t.Errorf("a packet behind the window: %v, want ErrTooOld", err)
+	}
+	if err := ab.WriteRTP(2, &h, nil); err != nil {
+		t.Errorf("another SSRC: %v", err)
+	}
+	if got := a.Peers(); len(got) != 1 || got[0] != ab {
+		t.Errorf("Peers = %v", got)
+	}
+}

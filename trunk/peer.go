@@ -39,8 +39,8 @@ type Peer struct {
 	// highest sequence number sent per trunk SSRC
 	sentSeq map[uint32]uint16
 	whdr    rtp.Header
-	ehdr   rtp.Header
-	chdr   rtcp.Header
+	ehdr    rtp.Header
+	chdr    rtcp.Header
 
 	// Swapped by Connect when the peer's key changes; used by the read loop only.
 	recv atomic.Pointer[srtp.Context]

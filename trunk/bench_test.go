@@ -2,6 +2,7 @@ package trunk
 
 import (
 	"net"
+	"sync/atomic"
 	"testing"
 
 	"github.com/pion/rtp"
@@ -67,4 +68,35 @@ func BenchmarkRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkWriteRTPParallel writes a stream per goroutine over one peer, as
+// the forwarding goroutines of many tracks do.
+func BenchmarkWriteRTPParallel(b *testing.B) {
+	a, _ := listenTest(b, "a")
+	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	other, _ := listenTest(b, "b")
+	p, err := a.Connect("b", sink.LocalAddr().(*net.UDPAddr), other.PublicKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Uint32
+	payload := make([]byte, 1100)
+	b.SetBytes(int64(len(payload)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ssrc := next.Add(1)
+		h := rtp.Header{Version: 2, PayloadType: 96, SSRC: 1234, Timestamp: 1}
+		for pb.Next() {
+			h.SequenceNumber++
+			if err := p.WriteRTP(ssrc, &h, payload); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

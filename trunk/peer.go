@@ -22,6 +22,14 @@ const srInterval = time.Second
 // gcmTagLen is the AEAD_AES_128_GCM authentication tag SRTP appends.
 const gcmTagLen = 16
 
+// maxRTPSize bounds a trunk RTP packet. WebRTC keeps packets under the
+// path MTU, so a larger one is a caller's bug, not something to fragment.
+const maxRTPSize = 4096
+
+// sendBufs holds the buffers RTP packets are built and encrypted in; an
+// array pointer, so that Get and Put do not allocate.
+var sendBufs = sync.Pool{New: func() any { return new([maxRTPSize]byte) }}
+
 // Peer is the flow between this node and one other node: one SRTP session
 // per direction carrying every stream relayed between the two.
 type Peer struct {
@@ -38,7 +46,6 @@ type Peer struct {
 	wbuf   []byte
 	// highest sequence number sent per trunk SSRC
 	sentSeq map[uint32]uint16
-	whdr    rtp.Header
 	ehdr    rtp.Header
 	chdr    rtcp.Header
 
@@ -156,42 +163,51 @@ func (p *Peer) close() {
 // packet further behind the stream than the receiver's replay window is
 // refused with ErrTooOld, which catches most reuses.
 func (p *Peer) WriteRTP(ssrc uint32, h *rtp.Header, payload []byte) error {
+	hdr := *h
+	hdr.SSRC = ssrc
+	pad := int(h.PaddingSize)
+	if !h.Padding {
+		pad = 0
+	}
+	hdr.Padding = pad > 0
+	hl := hdr.MarshalSize()
+	n := hl + len(payload) + pad
+	if n+gcmTagLen > maxRTPSize {
+		return fmt.Errorf("trunk: RTP packet of %d bytes, more than %d", n, maxRTPSize-gcmTagLen)
+	}
+	bp := sendBufs.Get().(*[maxRTPSize]byte)
+	defer sendBufs.Put(bp)
+	buf := bp[:]
+	if _, err := hdr.MarshalTo(buf); err != nil {
+		return err
+	}
+	copy(buf[hl:], payload)
+	if pad > 0 {
+		clear(buf[hl+len(payload) : n])
+		buf[n-1] = byte(pad)
+	}
+
+	// Only the SRTP context needs the lock: concurrent writers make their
+	// system calls in parallel.
 	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
 	if p.closed {
+		p.sendMu.Unlock()
 		return ErrClosed
 	}
 	if hi, ok := p.sentSeq[ssrc]; !ok || int16(h.SequenceNumber-hi) > 0 {
 		p.sentSeq[ssrc] = h.SequenceNumber
 	} else if int16(h.SequenceNumber-hi) <= -replayWindow {
+		p.sendMu.Unlock()
 		return ErrTooOld
 	}
-	p.whdr = *h
-	p.whdr.SSRC = ssrc
-	pad := int(h.PaddingSize)
-	if !h.Padding {
-		pad = 0
-	}
-	p.whdr.Padding = pad > 0
-	hl := p.whdr.MarshalSize()
-	n := hl + len(payload) + pad
-	if n+gcmTagLen > len(p.wbuf) {
-		return fmt.Errorf("trunk: RTP packet of %d bytes", n)
-	}
-	if _, err := p.whdr.MarshalTo(p.wbuf); err != nil {
-		return err
-	}
-	copy(p.wbuf[hl:], payload)
-	if pad > 0 {
-		clear(p.wbuf[hl+len(payload) : n])
-		p.wbuf[n-1] = byte(pad)
-	}
 	// In place: the plaintext is the start of the buffer the ciphertext goes to.
-	out, err := p.send.EncryptRTP(p.wbuf, p.wbuf[:n], &p.ehdr)
+	out, err := p.send.EncryptRTP(buf, buf[:n], &p.ehdr)
+	addr := p.addr
+	p.sendMu.Unlock()
 	if err != nil {
 		return err
 	}
-	if _, err := p.e.conn.WriteToUDPAddrPort(out, p.addr); err != nil {
+	if _, err := p.e.conn.WriteToUDPAddrPort(out, addr); err != nil {
 		return err
 	}
 	p.packetsSent.Add(1)

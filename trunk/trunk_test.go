@@ -548,6 +548,9 @@ func TestWriteRefusesPacketsBehindReplayWindow(t *testing.T) {
 	if err := ab.WriteRTP(2, &h, nil); err != nil {
 		t.Errorf("another SSRC: %v", err)
 	}
+	if err := ab.WriteRTP(2, &h, make([]byte, maxRTPSize)); err == nil {
+		t.Error("a packet larger than maxRTPSize was sent")
+	}
 	if got := a.Peers(); len(got) != 1 || got[0] != ab {
 		t.Errorf("Peers = %v", got)
 	}

@@ -36,8 +36,9 @@ func newStream(p *Peer, ssrc uint32, rid string) *Stream {
 }
 
 // Read copies the next RTP packet, decrypted, into b; it blocks until one
-// arrives and returns io.EOF once the stream or its peer is closed. The
-// attributes are always nil: the trunk has no interceptors.
+// arrives, and returns io.EOF once the stream or its peer is closed and the
+// queued packets are read. The attributes are always nil: the trunk has no
+// interceptors.
 func (s *Stream) Read(b []byte) (int, interceptor.Attributes, error) {
 	n, _, err := s.buf.Read(b, nil)
 	return n, nil, err
@@ -52,8 +53,8 @@ func (s *Stream) RID() string { return s.rid }
 // SSRC is the trunk SSRC of the stream.
 func (s *Stream) SSRC() webrtc.SSRC { return webrtc.SSRC(s.ssrc) }
 
-// Close stops the stream: its packets are dropped from now on and Read
-// returns io.EOF.
+// Close stops the stream: its packets are dropped from now on, and Read
+// returns io.EOF once it has returned those already queued.
 func (s *Stream) Close() error {
 	s.closeOnce.Do(func() {
 		s.p.removeStream(s)

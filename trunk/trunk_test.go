@@ -555,3 +555,38 @@ func TestWriteRefusesPacketsBehindReplayWindow(t *testing.T) {
 		t.Errorf("Peers = %v", got)
 	}
 }
+
+func TestSlowReaderDropsWithoutBlockingOthers(t *testing.T) {
+	a, _ := listenTest(t, "a")
+	b, _ := listenTest(t, "b")
+	ab, ba := connect(t, a, b)
+	ba.Stream(1, "") // never read
+	fast := ba.Stream(2, "")
+	h := rtp.Header{Version: 2}
+	payload := make([]byte, 1000)
+	// Paced, and until the buffer is full: the kernel drops bursts on
+	// loopback, the more so under -race.
+	for deadline := time.Now().Add(5 * time.Second); b.Stats().BufferFull == 0; h.SequenceNumber++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the unread stream's buffer never filled")
+		}
+		if err := ab.WriteRTP(1, &h, payload); err != nil {
+			t.Fatal(err)
+		}
+		if h.SequenceNumber%20 == 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	snd := newSender()
+	buf := make([]byte, 1500)
+	for seq := uint16(0); ; seq++ {
+		snd.send(t, ab, 2, seq, false)
+		fast.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, _, err := fast.Read(buf); err == nil {
+			break
+		}
+		if seq == 20 {
+			t.Fatal("a stream read in time got nothing while another's buffer was full")
+		}
+	}
+}

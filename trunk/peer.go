@@ -66,6 +66,7 @@ type Peer struct {
 	packetsReceived, bytesReceived atomic.Uint64
 	nacksSent, nacksReceived       atomic.Uint64
 	rtt                            atomic.Int64
+	authWarned                     atomic.Int64 // unix nanoseconds
 }
 
 // PeerStats describes the flow with one peer. Bytes are SRTP bytes on the
@@ -315,9 +316,18 @@ func (p *Peer) handleRTP(b []byte, now time.Time) {
 	}
 }
 
+// authWarnEvery limits the warning for packets that fail authentication:
+// a stale key in the registry fails every packet of the flow.
+const authWarnEvery = 10 * time.Second
+
 func (p *Peer) decryptFailed(err error) {
 	if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) {
 		p.e.counters.authFailed.Add(1)
+		now := time.Now().UnixNano()
+		if last := p.authWarned.Load(); now-last >= int64(authWarnEvery) && p.authWarned.CompareAndSwap(last, now) {
+			p.e.log.Warn("trunk packets from the peer's address fail authentication (a stale key, or spoofed)",
+				zap.String("peer", p.id), zap.Uint64("total", p.e.counters.authFailed.Load()))
+		}
 		return
 	}
 	// The header parsed and the length fits, so what is left is the replay check.

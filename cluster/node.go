@@ -23,8 +23,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +39,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/switchboard-sfu/switchboard/sfu"
+	"github.com/switchboard-sfu/switchboard/trunk"
 )
 
 // Config is a node's cluster settings.
@@ -57,6 +60,12 @@ type Config struct {
 	// MaxParticipantsPerNodeRoom is how many participants of one room a
 	// node takes before the room spreads to another (0: no cap).
 	MaxParticipantsPerNodeRoom int
+	// RelayPort is the UDP port of the trunk, the media flow between nodes
+	// (0: any); RelayAddress the address other nodes reach it at (default:
+	// the advertise URL's host if it is an IP address, else the machine's
+	// first global IPv4 address). Only with NATS: a lone node relays nothing.
+	RelayPort    int
+	RelayAddress string
 }
 
 // Bucket names: the leases, the rosters, and the claims on new rooms.
@@ -68,8 +77,8 @@ const (
 	// the first join by well under a second.
 	claimTTL = 10 * time.Second
 	// rosterDelay gathers a burst of changes (a participant joining with
-	// two tracks) into one write.
-	rosterDelay = 50 * time.Millisecond
+	// two tracks) into one write after the first.
+	rosterDelay = 20 * time.Millisecond
 	opTimeout   = 2 * time.Second
 	firstSetup  = 3 * time.Second
 )
@@ -83,6 +92,8 @@ type Node struct {
 	embedded *server.Server
 	storeDir string
 	nc       *nats.Conn
+	trunkEP  *trunk.Endpoint // nil without NATS
+	bridge   *bridge         // nil without NATS
 
 	// onGone is told each node whose lease lapsed (OnNodeGone).
 	onGone atomic.Pointer[func(string)]
@@ -94,6 +105,8 @@ type Node struct {
 	dirty   map[string]bool
 	cpu     cpuMeter
 	lastErr string
+	// trunkAddr is what the lease says other nodes reach the trunk at.
+	trunkAddr string
 
 	ready  chan struct{} // closed by the first setup
 	wake   chan struct{} // rosters to write
@@ -136,6 +149,20 @@ func Start(cfg Config, rooms *sfu.Rooms, log *zap.Logger) (*Node, error) {
 		dirty: map[string]bool{}, wake: make(chan struct{}, 1), resync: make(chan struct{}, 1),
 		ready: make(chan struct{})}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if len(cfg.NATS) > 0 {
+		ep, err := trunk.Listen(cfg.NodeID, net.JoinHostPort("", strconv.Itoa(cfg.RelayPort)), log.Named("trunk"))
+		if err != nil {
+			return nil, fmt.Errorf("cluster.relay-port: %w", err)
+		}
+		n.trunkEP = ep
+		n.trunkAddr = trunkAddress(cfg, ep.Addr().Port)
+		n.bridge = newBridge(n, ep)
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.bridge.run(n.ctx.Done())
+		}()
+	}
 	n.view.setLease(n.leaseLocked(), time.Now())
 	n.wg.Add(1)
 	go n.run()
@@ -210,6 +237,17 @@ func (n *Node) connect() error {
 	n.mu.Lock()
 	n.nc = nc
 	n.mu.Unlock()
+	if n.bridge != nil {
+		// Core NATS subscriptions outlive reconnections by themselves.
+		if _, err := nc.Subscribe(demandSubject(n.cfg.NodeID), func(m *nats.Msg) {
+			var d demandMsg
+			if json.Unmarshal(m.Data, &d) == nil && d.From != "" && d.From != n.cfg.NodeID {
+				n.bridge.demanded(d)
+			}
+		}); err != nil {
+			return fmt.Errorf("cluster: subscribe to demand: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -325,6 +363,9 @@ func (n *Node) applyLease(e jetstream.KeyValueEntry, now time.Time) {
 	_, known := n.view.nodes[l.ID]
 	n.view.setLease(l, now)
 	n.mu.Unlock()
+	if n.bridge != nil {
+		n.bridge.connectPeer(l)
+	}
 	if !known {
 		n.log.Info("cluster: node up", zap.String("node", l.ID), zap.String("url", l.URL), zap.String("state", l.State))
 	}
@@ -349,6 +390,9 @@ func (n *Node) applyRoster(e jetstream.KeyValueEntry, _ time.Time) {
 	n.mu.Lock()
 	n.view.setRoster(r)
 	n.mu.Unlock()
+	if n.bridge != nil {
+		n.bridge.mark(room)
+	}
 }
 
 // run renews the lease, writes rosters, expires lapsed nodes and sets the
@@ -367,6 +411,7 @@ func (n *Node) run() {
 	sweep := time.NewTicker(250 * time.Millisecond)
 	defer sweep.Stop()
 	var flush <-chan time.Time
+	var lastWrite time.Time
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -381,11 +426,14 @@ func (n *Node) run() {
 			}
 			cancel()
 		case <-n.wake:
+			// The first change goes out at once (other nodes place joins
+			// on it); a burst after it is gathered into one write.
 			if flush == nil {
-				flush = time.After(rosterDelay)
+				flush = time.After(max(0, rosterDelay-time.Since(lastWrite)))
 			}
 		case <-flush:
 			flush = nil
+			lastWrite = time.Now()
 			ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 			n.writeRosters(ctx)
 			cancel()
@@ -427,6 +475,9 @@ func (n *Node) trySetup() <-chan time.Time {
 func (n *Node) gone(ids []string) {
 	for _, id := range ids {
 		n.log.Warn("cluster: node gone", zap.String("node", id))
+		if n.bridge != nil {
+			n.bridge.nodeGone(id)
+		}
 		if f := n.onGone.Load(); f != nil {
 			(*f)(id)
 		}
@@ -485,7 +536,22 @@ func (n *Node) registryError(what string, err error) {
 
 // leaseLocked is the node's lease as it stands.
 func (n *Node) leaseLocked() Lease {
-	return Lease{ID: n.cfg.NodeID, URL: n.cfg.URL, State: n.state, Load: n.cpu.load}
+	l := Lease{ID: n.cfg.NodeID, URL: n.cfg.URL, State: n.state, Load: n.cpu.load}
+	if n.trunkEP != nil {
+		l.Trunk, l.TrunkKey = n.trunkAddr, n.trunkEP.PublicKey()
+	}
+	return l
+}
+
+// publish sends a core NATS message (demand), when connected.
+func (n *Node) publish(subject string, data []byte) error {
+	n.mu.Lock()
+	nc := n.nc
+	n.mu.Unlock()
+	if nc == nil {
+		return errors.New("no NATS connection")
+	}
+	return nc.Publish(subject, data)
 }
 
 func (n *Node) putLease(ctx context.Context) error {
@@ -530,9 +596,18 @@ func (n *Node) refreshLoad() {
 // Observe takes the rooms' events (sfu.Rooms.SetObserver): each change of
 // a room rewrites this node's roster of it.
 func (n *Node) Observe(e sfu.Event) {
+	if e.Type == sfu.RoomStarted {
+		return // empty until its first participant, a moment later
+	}
 	n.mu.Lock()
 	n.dirty[e.Room] = true
 	n.mu.Unlock()
+	if n.bridge != nil {
+		if e.Type == sfu.TrackUnpublished && e.Track != nil {
+			n.bridge.forgetTrack(e.Track.ID)
+		}
+		n.bridge.mark(e.Room)
+	}
 	select {
 	case n.wake <- struct{}{}:
 	default:
@@ -593,8 +668,11 @@ func (n *Node) roster(room string) Roster {
 	for _, p := range info.Participants {
 		rp := Participant{ID: p.ID, Name: p.Name, Reconnecting: p.Reconnecting}
 		for _, t := range p.Tracks {
-			rp.Tracks = append(rp.Tracks, Track{ID: t.ID, Kind: t.Kind.String(), Codec: t.Codec, Source: t.Source,
-				Layers: t.Layers, Muted: t.Muted})
+			rt := Track{ID: t.ID, Kind: t.Kind.String(), Codec: t.Codec, Source: t.Source, Layers: t.Layers, Muted: t.Muted}
+			if n.bridge != nil {
+				rt.SSRC = n.bridge.base(room, t.ID)
+			}
+			rp.Tracks = append(rp.Tracks, rt)
 		}
 		r.Participants = append(r.Participants, rp)
 	}
@@ -603,20 +681,32 @@ func (n *Node) roster(room string) Roster {
 
 // Redirect is where a join should go instead of this node.
 type Redirect struct {
-	URL  string
-	Node string
+	URL    string
+	Node   string
+	Ticket string // for the join at Node (may be empty)
 }
 
 // Place decides where a join for room goes: nil to take it here, or the
 // node to send the client to. avoid names a node the client could not
 // reach. Without the registry (NATS away) every join stays here.
-func (n *Node) Place(ctx context.Context, room, avoid string) *Redirect {
+func (n *Node) Place(ctx context.Context, room, avoid, ticket string) *Redirect {
 	local := 0
 	if info, err := n.rooms.Room(room); err == nil {
 		local = len(info.Participants)
 	}
+	capPerNode := 0 // a room spreads only where the trunk can join it up
+	if n.bridge != nil {
+		capPerNode = n.cfg.MaxParticipantsPerNodeRoom
+	}
+	// A ticket is honoured while there is space: the node that sent the
+	// client may have thought so on a roster that lagged.
+	if ticket != "" && (capPerNode <= 0 || local < capPerNode) && n.redeem(ctx, ticket) {
+		return nil
+	}
 	n.mu.Lock()
-	d := choose(n.view, room, local, time.Now(), avoid, n.cfg.MaxParticipantsPerNodeRoom, rand.IntN)
+	d := choose(n.view, room, local, time.Now(), avoid, capPerNode, rand.IntN)
+	n.log.Debug("placement", zap.String("room", room), zap.Int("local", local), zap.Any("hosts", n.view.hosts(room)),
+		zap.Bool("here", d.here), zap.String("to", d.node.ID), zap.Bool("fresh", d.fresh))
 	kv := n.kv
 	frozen := n.view.frozen
 	n.mu.Unlock()
@@ -627,7 +717,52 @@ func (n *Node) Place(ctx context.Context, room, avoid string) *Redirect {
 		return nil
 	}
 	n.stats.redirects.Add(1)
-	return &Redirect{URL: d.node.URL, Node: d.node.ID}
+	r := &Redirect{URL: d.node.URL, Node: d.node.ID}
+	if kv != nil && !frozen {
+		r.Ticket = n.issue(ctx, kv, d.node.ID)
+	}
+	return r
+}
+
+// Tickets: a redirect carries one, naming the node it sends the client to,
+// which takes the client on it without deciding again. Its picture of the
+// room may lag (a roster not yet arrived) and, deciding on its own, it
+// could send the client back. A ticket is good once, for claimTTL.
+
+func ticketKey(t string) string { return "t." + t }
+
+func (n *Node) issue(ctx context.Context, kv *buckets, node string) string {
+	var b [12]byte
+	for i := range b {
+		b[i] = byte(rand.Uint32())
+	}
+	t := base64.RawURLEncoding.EncodeToString(b[:])
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	if _, err := kv.claims.Put(ctx, ticketKey(t), []byte(node)); err != nil {
+		n.registryError("issue a redirect ticket", err)
+		return ""
+	}
+	return t
+}
+
+// redeem says whether ticket sends its holder here, and uses it up.
+func (n *Node) redeem(ctx context.Context, ticket string) bool {
+	kv := n.buckets()
+	n.mu.Lock()
+	serving := n.state == Serving
+	n.mu.Unlock()
+	if kv == nil || !serving || len(ticket) > 64 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	e, err := kv.claims.Get(ctx, ticketKey(ticket))
+	if err != nil || string(e.Value()) != n.cfg.NodeID {
+		return false
+	}
+	_ = kv.claims.Delete(ctx, ticketKey(ticket))
+	return true
 }
 
 // claim records the choice of a node for a new room, so that joins racing
@@ -753,6 +888,9 @@ func (n *Node) Close() {
 	}
 	n.cancel()
 	n.wg.Wait()
+	if n.trunkEP != nil {
+		_ = n.trunkEP.Close()
+	}
 	if n.nc != nil {
 		n.nc.Close()
 	}

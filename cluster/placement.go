@@ -65,10 +65,15 @@ func choose(v *view, room string, local int, now time.Time, avoid string, capPer
 	pool := cands
 	if len(hosts) > 0 {
 		// Every node of the room is full (or gone): spread to one that
-		// does not have it yet, if there is one.
+		// does not have it yet, if there is one; this one first, since
+		// the client is here already (and the node it would be sent to
+		// might well send it on again).
 		pool = slices.DeleteFunc(slices.Clone(cands), func(l Lease) bool { _, ok := hosts[l.ID]; return ok })
 		if len(pool) == 0 {
 			pool = cands
+		}
+		if slices.ContainsFunc(pool, func(l Lease) bool { return l.ID == v.self }) {
+			return decision{here: true}
 		}
 	}
 	d := where(twoChoices(pool, pick), v.self)

@@ -70,9 +70,14 @@ func TestChooseSpreadsPastTheCap(t *testing.T) {
 	v := cluster3(now)
 	v.setRoster(roster("x", "b", 3))
 	d := choose(v, "x", 0, now, "", 3, first)
-	if d.node.ID == "b" || d.fresh {
-		t.Errorf("b full: %+v, want another node, not a fresh room", d)
+	if !d.here || d.fresh {
+		t.Errorf("b full, join at a: %+v, want here, not a fresh room", d)
 	}
+	v.setRoster(roster("x", "a", 3))
+	if d := choose(v, "x", 3, now, "", 3, first); d.node.ID != "c" {
+		t.Errorf("a and b full, join at a: %+v, want c", d)
+	}
+	v.deleteRoster("x", "a")
 	v.setRoster(roster("x", "c", 1))
 	if d := choose(v, "x", 0, now, "", 3, first); d.node.ID != "c" {
 		t.Errorf("b full, c has room: %+v, want c", d)

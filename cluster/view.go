@@ -57,6 +57,8 @@ type Track struct {
 	Source string   `json:"source,omitempty"`
 	Layers []string `json:"layers,omitempty"`
 	Muted  bool     `json:"muted,omitempty"`
+	// SSRC is the trunk SSRC of the track's lowest layer; layer i is SSRC+i.
+	SSRC uint32 `json:"ssrc,omitempty"`
 }
 
 // Timing of leases. A lease younger than freshness is trusted for

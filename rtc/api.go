@@ -6,6 +6,7 @@ package rtc
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pion/dtls/v3"
@@ -195,4 +196,16 @@ func RegisterCodecs(me *webrtc.MediaEngine) error {
 		}
 	}
 	return nil
+}
+
+// CodecParameters returns the parameters the SFU registers for a codec,
+// by MIME type (the first of several, for H.264); false if it has none.
+// A track relayed from another node is described by its MIME type alone.
+func CodecParameters(mime string) (webrtc.RTPCodecParameters, bool) {
+	for _, c := range codecs {
+		if strings.EqualFold(c.params.MimeType, mime) {
+			return c.params, true
+		}
+	}
+	return webrtc.RTPCodecParameters{}, false
 }

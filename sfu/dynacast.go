@@ -102,7 +102,11 @@ func (p *Participant) dynacast(now time.Time, states map[*Track]*dynacastState) 
 			tiles[i] = d.tileNow()
 		}
 		simulcast := len(t.Info().Layers) > 0
-		active, tell := s.update(now, neededLayers(simulcast, t.layerWidths(), tiles))
+		needed := neededLayers(simulcast, t.layerWidths(), tiles)
+		t.mu.Lock()
+		needed = max(needed, t.remoteDemandLocked())
+		t.mu.Unlock()
+		active, tell := s.update(now, needed)
 		if tell {
 			p.events.OnPublishLayers(t.info.ID, t.mid, publishLayers(active, simulcast))
 		}

@@ -60,6 +60,7 @@ func (rs *Rooms) Join(room, name string, events Events) (*Participant, error) {
 	r := rs.rooms[room]
 	if r == nil {
 		r = &Room{name: room, rooms: rs, participants: map[string]*Participant{}, tracks: map[string]*Track{},
+			remotes:  map[string]ParticipantInfo{},
 			speakers: newSpeakerDetector()}
 		r.data = newRoomData(r)
 		rs.rooms[room] = r
@@ -129,10 +130,12 @@ type Room struct {
 
 	mu           sync.Mutex
 	participants map[string]*Participant
-	tracks       map[string]*Track
-	joining      int        // participants being created, who keep the room open
-	data         *dataRelay // chat and app messages (data.go)
-	speakers     *speakerDetector
+	// remotes are the room's participants on other nodes (remote.go).
+	remotes  map[string]ParticipantInfo
+	tracks   map[string]*Track
+	joining  int        // participants being created, who keep the room open
+	data     *dataRelay // chat and app messages (data.go)
+	speakers *speakerDetector
 	// speakerOrder is the last ranking, for the allocator: the active
 	// speaker's video is served first when bandwidth is short.
 	speakerOrder atomic.Pointer[[]string]
@@ -147,6 +150,9 @@ func (r *Room) join(p *Participant) {
 	for _, o := range r.participants {
 		others = append(others, o)
 		info.Participants = append(info.Participants, o.infoLocked())
+	}
+	for _, o := range r.remotes {
+		info.Participants = append(info.Participants, o)
 	}
 	tracks := make([]*Track, 0, len(r.tracks))
 	for _, t := range r.tracks {
@@ -322,6 +328,15 @@ func (rs *Rooms) removeIfEmpty(r *Room) {
 		delete(rs.rooms, r.name)
 		rs.log.Info("room closed", zap.String("room", r.name))
 		rs.observe(RoomEnded, r.name, nil, nil)
+		// Nobody here receives the remote participants' tracks any more.
+		remote := slices.Collect(maps.Values(r.tracks))
+		r.tracks = map[string]*Track{}
+		r.remotes = map[string]ParticipantInfo{}
+		go func() {
+			for _, t := range remote {
+				r.drop(t)
+			}
+		}()
 	}
 }
 

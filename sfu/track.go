@@ -64,10 +64,14 @@ type Track struct {
 	// downs is read by the forwarding loops on every packet without a lock;
 	// writers copy it under mu.
 	downs atomic.Pointer[[]*DownTrack]
+	// taps get every packet after the down-tracks (remote.go); nil for none.
+	taps atomic.Pointer[[]Tap]
 
 	mu      sync.Mutex
 	closed  bool
 	running int // forwarding loops still reading
+	// remoteDemand: layers other nodes' subscribers need, by node (remote.go).
+	remoteDemand map[string]int
 	// rate measurement, see rates
 	rateAt    time.Time
 	rateBytes [maxLayers][temporalBuckets]uint64
@@ -231,10 +235,16 @@ func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet) {
 	downs := *t.downs.Load()
 	if h.SequenceNumber%latencySample != 0 || len(downs) == 0 {
 		l.fanout.write(pkt, downs)
-		return
+	} else {
+		l.fanout.write(pkt, downs)
+		forwardLatency.Observe(time.Since(pkt.at).Seconds())
 	}
-	l.fanout.write(pkt, downs)
-	forwardLatency.Observe(time.Since(pkt.at).Seconds())
+	if taps := t.taps.Load(); taps != nil {
+		h.PaddingSize = pad
+		for _, tp := range *taps {
+			tp.WritePacket(l.index, h, media)
+		}
+	}
 }
 
 // stripPadding splits RTP padding (RFC 3550 section 5.1) off a payload; it

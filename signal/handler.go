@@ -60,8 +60,9 @@ type Handler struct {
 // Placement decides which node of a cluster takes a join.
 type Placement interface {
 	// Place returns nil to take a join for room here, or the node to send
-	// the client to; avoid is a node the client said it could not reach.
-	Place(ctx context.Context, room, avoid string) *Redirect
+	// the client to; avoid is a node the client said it could not reach,
+	// ticket what an earlier redirect gave it.
+	Place(ctx context.Context, room, avoid, ticket string) *Redirect
 	// MoveTo is a serving node for the clients of a draining server, nil
 	// if there is none.
 	MoveTo() *Redirect
@@ -74,6 +75,9 @@ type Placement interface {
 type Redirect struct {
 	URL  string
 	Node string
+	// Ticket goes back in the join at Node, which takes it without
+	// placing it again (so that placements never loop).
+	Ticket string
 }
 
 // NewHandler returns a handler that joins clients to rooms.

@@ -114,6 +114,8 @@ type Message struct {
 	// Avoid, in join, names a node of the cluster the client was sent to
 	// and could not reach: placement leaves it out.
 	Avoid string `json:"avoid,omitempty"`
+	// Ticket, in join, is the one a redirect gave.
+	Ticket string `json:"ticket,omitempty"`
 	// Secret and Seq, in resume: the session and the last sequence number
 	// the client received.
 	Secret    string                   `json:"secret,omitempty"`
@@ -174,6 +176,9 @@ func decode(data []byte) (Message, *Error) {
 		}
 		if len(m.Avoid) > maxNameLength*4 {
 			return m, errorf(CodeBadMessage, `field "avoid": longer than %d bytes`, maxNameLength*4)
+		}
+		if len(m.Ticket) > maxNameLength {
+			return m, errorf(CodeBadMessage, `field "ticket": longer than %d bytes`, maxNameLength)
 		}
 	case TypeResume:
 		if m.Secret == "" || len(m.Secret) > maxSecretSize {
@@ -343,9 +348,10 @@ type drainingMsg struct {
 
 // redirectMsg answers a join that belongs on another node of the cluster.
 type redirectMsg struct {
-	Type string `json:"type"`
-	URL  string `json:"url"`
-	Node string `json:"node"`
+	Type   string `json:"type"`
+	URL    string `json:"url"`
+	Node   string `json:"node"`
+	Ticket string `json:"ticket,omitempty"`
 }
 
 type participantMsg struct {

@@ -299,11 +299,11 @@ func (s *session) join(msg Message) *Error {
 	}
 	if pl := s.h.Placement; pl != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), placementTimeout)
-		to := pl.Place(ctx, msg.Room, msg.Avoid)
+		to := pl.Place(ctx, msg.Room, msg.Avoid, msg.Ticket)
 		cancel()
 		if to != nil {
 			s.log.Info("join redirected", zap.String("room", msg.Room), zap.String("node", to.Node), zap.String("url", to.URL))
-			s.send(redirectMsg{Type: TypeRedirect, URL: to.URL, Node: to.Node})
+			s.send(redirectMsg{Type: TypeRedirect, URL: to.URL, Node: to.Node, Ticket: to.Ticket})
 			s.shutdown(StatusRedirected, "redirected to "+to.Node)
 			return nil
 		}

@@ -29,7 +29,7 @@ const REPLACED = 4001;
 const FINAL = { 4002: 'removed', 4003: 'room-ended' };
 // A cluster sends a join to the node that has the room: redirects in a row
 // past this are a loop, and the join is refused instead.
-const MAX_REDIRECTS = 3;
+const MAX_REDIRECTS = 5;
 
 // signalingURL is the WebSocket of the node whose page is at url.
 export function signalingURL(url) {
@@ -152,6 +152,7 @@ export class Connection {
     if (this.joined) this.hooks.rejoin();
     const hello = this.hooks.hello(this.replace || undefined);
     if (this.avoid) hello.avoid = this.avoid;
+    if (this.ticket) hello.ticket = this.ticket;
     this.raw(hello);
   }
 
@@ -185,6 +186,7 @@ export class Connection {
         this.joined = true;
         this.node = m.node || null;
         this.avoid = null;
+        this.ticket = null;
         this.redirects = 0;
         this.back();
         return this.hooks.joined(m, again);
@@ -231,6 +233,7 @@ export class Connection {
     console.info(`switchboard: the room is on node ${m.node}; joining there`);
     this.drop();
     this.url = signalingURL(m.url);
+    this.ticket = m.ticket || null; // the node it names takes us without deciding again
     this.open();
   }
 

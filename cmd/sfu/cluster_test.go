@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -117,9 +118,14 @@ func (n *clusterNode) ws() string   { return "ws://" + n.link.PeerIP + ":" + clu
 func startCluster(t *testing.T, size int, extra ...string) (*natsProcess, []*clusterNode) {
 	t.Helper()
 	ns := startNATS(t)
+	routeBetweenNamespaces(t)
 	nodes := make([]*clusterNode, size)
 	for i := range nodes {
 		link := netlab.New(t)
+		// Media between nodes goes through the test's namespace.
+		if out, err := exec.Command("ip", "netns", "exec", link.NS, "ip", "route", "add", "default", "via", link.HostIP).CombinedOutput(); err != nil {
+			t.Fatalf("route: %v: %s", err, out)
+		}
 		n := &clusterNode{t: t, id: fmt.Sprintf("node%c", 'a'+i), link: link, logs: &lockedBuffer{}}
 		n.args = append([]string{"-listen", link.PeerIP + ":" + clusterPort, "-log-level", "debug",
 			"-cluster-nats", "nats://" + link.HostIP + ":" + ns.port, "-node-id", n.id,
@@ -143,9 +149,36 @@ func startCluster(t *testing.T, size int, extra ...string) (*natsProcess, []*clu
 	return ns, nodes
 }
 
+// routeBetweenNamespaces lets the nodes' namespaces reach each other
+// through the test's: only in a namespace of the test's own (make test's
+// unshare), never on the machine's.
+func routeBetweenNamespaces(t *testing.T) {
+	t.Helper()
+	// A namespace of the test's own has loopback and netlab's veths only.
+	ifs, err := net.Interfaces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range ifs {
+		if i.Name != "lo" && !strings.HasPrefix(i.Name, "sbh") {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("the cluster tests need a network namespace of their own (make test runs them in one); found %s", i.Name)
+			}
+			t.Skipf("the cluster tests route between namespaces: run them in a network namespace of their own, as make test does (found %s)", i.Name)
+		}
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (n *clusterNode) start() {
 	n.t.Helper()
-	argv := n.link.Wrap(builtSFU(n.t), n.args...)
+	bin := os.Getenv("SWITCHBOARD_SFU_BIN") // e.g. one built with -race
+	if bin == "" {
+		bin = builtSFU(n.t)
+	}
+	argv := n.link.Wrap(bin, n.args...)
 	n.cmd = exec.Command(argv[0], argv[1:]...)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	if err := n.cmd.Start(); err != nil {
@@ -194,11 +227,12 @@ func (n *clusterNode) metric(name string) float64 {
 // returns the client and the signaling URL it ended on.
 func joinCluster(ctx context.Context, t *testing.T, api *webrtc.API, wsURL, room, name string, opts client.Options) (*client.Client, string) {
 	t.Helper()
-	for range 3 {
+	for range 5 {
 		c, err := client.Join(ctx, api, wsURL, room, name, opts)
 		var r *client.RedirectError
 		if errors.As(err, &r) {
 			wsURL = r.WebSocketURL()
+			opts.Ticket = r.Ticket
 			continue
 		}
 		if err != nil {
@@ -207,7 +241,7 @@ func joinCluster(ctx context.Context, t *testing.T, api *webrtc.API, wsURL, room
 		t.Cleanup(c.Close)
 		return c, wsURL
 	}
-	t.Fatalf("%s: redirected three times", name)
+	t.Fatalf("%s: redirected five times", name)
 	return nil, ""
 }
 
@@ -527,4 +561,153 @@ func TestBrowserClusterRedirectAndFailover(t *testing.T) {
 	if len(errs) > 0 {
 		t.Errorf("the tab shows errors: %q", errs)
 	}
+}
+
+// counter sums a labelled metric of a node over its peers, or reads one.
+func (n *clusterNode) peerMetric(name, peer string) float64 {
+	return n.metric(name + `{peer="` + peer + `"}`)
+}
+
+// A room past its per-node cap spreads over nodes: everyone receives
+// everyone; each node sends each other node one copy of what it demands,
+// however many subscribers it has there; nothing once they have left.
+func TestClusterRoomAcrossNodes(t *testing.T) {
+	_, nodes := startCluster(t, 3, "-max-participants-per-node-room", "1")
+	api, err := client.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	opts := client.Options{Publish: true, VideoBitrate: 150_000}
+	byNode := map[string]*client.Client{}
+	ids := map[string]bool{}
+	var clients []*client.Client
+	for i, n := range nodes {
+		c, _ := joinCluster(ctx, t, api, n.ws(), "wide", fmt.Sprintf("p%d", i), opts)
+		byNode[c.Node] = c
+		ids[c.ID] = true
+		clients = append(clients, c)
+	}
+	if len(byNode) != 3 {
+		t.Fatalf("with one participant per node the room is on %d nodes, want 3", len(byNode))
+	}
+	// A viewer joins as well: a second subscriber on one of the nodes.
+	viewer, _ := joinCluster(ctx, t, api, nodes[0].ws(), "wide", "viewer", client.Options{})
+	waitUntil(t, 20*time.Second, "everyone to receive everyone's video across the nodes", func() bool {
+		for _, c := range append(clients, viewer) {
+			if !receivesFrom(c, ids) {
+				return false
+			}
+		}
+		return true
+	})
+	// One copy per demanded layer: audio and video of each node's one
+	// publisher to each other node, whatever the number of subscribers.
+	for _, n := range nodes {
+		for _, o := range nodes {
+			if n == o {
+				continue
+			}
+			waitUntil(t, 5*time.Second, n.id+" to relay two streams to "+o.id, func() bool {
+				return n.peerMetric("switchboard_cluster_relay_streams", o.id) == 2
+			})
+		}
+	}
+	// What a node's own publisher sends it: all it reads, less what the
+	// other nodes relay to it (their publishers' tracks are read here too).
+	n0, n1 := nodes[0], nodes[1]
+	ownIn := func() float64 {
+		in := n0.metric("switchboard_packets_received_total")
+		for _, o := range nodes[1:] {
+			in -= n0.peerMetric("switchboard_cluster_relay_packets_received_total", o.id)
+		}
+		return in
+	}
+	in0, out0 := ownIn(), n0.peerMetric("switchboard_cluster_relay_packets_sent_total", n1.id)
+	waitUntil(t, 10*time.Second, "a few seconds of packets", func() bool { return ownIn()-in0 > 200 })
+	in1, out1 := ownIn(), n0.peerMetric("switchboard_cluster_relay_packets_sent_total", n1.id)
+	if ratio := (out1 - out0) / (in1 - in0); ratio < 0.9 || ratio > 1.1 {
+		t.Errorf("%s sent %s %.2f packets per packet its publisher sent it; want one copy", n0.id, n1.id, ratio)
+	} else {
+		t.Logf("%s sent %s %.3f packets per packet its publisher sent it", n0.id, n1.id, ratio)
+	}
+	// Everyone but the participant of node a leaves: a relays nothing more.
+	for _, c := range append(clients, viewer) {
+		if c.Node != n0.id || c == viewer {
+			c.Close()
+		}
+	}
+	for _, o := range nodes[1:] {
+		waitUntil(t, 8*time.Second, n0.id+" to stop relaying to "+o.id, func() bool {
+			return n0.peerMetric("switchboard_cluster_relay_streams", o.id) == 0
+		})
+	}
+	sent := n0.peerMetric("switchboard_cluster_relay_packets_sent_total", n1.id)
+	from := ownIn()
+	waitUntil(t, 5*time.Second, "another second of packets from the last publisher", func() bool { return ownIn()-from > 100 })
+	if now := n0.peerMetric("switchboard_cluster_relay_packets_sent_total", n1.id); now != sent {
+		t.Errorf("%s sent %v more packets to %s after its subscribers left", n0.id, now-sent, n1.id)
+	}
+}
+
+// Simulcast across the relay: a subscriber showing a small tile on one
+// node gets the low layer of a publisher on another, an uncapped one on a
+// third node the high layer; each node is sent the layers it needs.
+func TestClusterSimulcastAcrossNodes(t *testing.T) {
+	_, nodes := startCluster(t, 3, "-max-participants-per-node-room", "1")
+	api, err := client.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, _ := joinCluster(ctx, t, api, nodes[0].ws(), "layers", "pub", client.Options{Publish: true, Simulcast: true, VideoBitrate: 900_000})
+	small, _ := joinCluster(ctx, t, api, nodes[1].ws(), "layers", "small", client.Options{})
+	big, _ := joinCluster(ctx, t, api, nodes[2].ws(), "layers", "big", client.Options{})
+	if pub.Node == small.Node || pub.Node == big.Node || small.Node == big.Node {
+		t.Fatalf("placed on %s, %s, %s; want three nodes", pub.Node, small.Node, big.Node)
+	}
+	ids := map[string]bool{pub.ID: true}
+	waitUntil(t, 15*time.Second, "both viewers to receive the publisher", func() bool {
+		return receivesFrom(small, ids) && receivesFrom(big, ids)
+	})
+	var video string
+	for id, r := range small.Received() {
+		if r.Kind == "video" {
+			video = id
+		}
+	}
+	if err := small.Send(client.Message{Type: "track-settings", TrackID: video, Width: 160, Height: 90}); err != nil {
+		t.Fatal(err)
+	}
+	var origin *clusterNode
+	for _, n := range nodes {
+		if n.id == pub.Node {
+			origin = n
+		}
+	}
+	// The small tile's node needs the lowest layer (and audio); the other
+	// all three once its estimate allows.
+	waitUntil(t, 20*time.Second, "the origin to send the layers each node needs", func() bool {
+		return origin.peerMetric("switchboard_cluster_relay_streams", small.Node) == 2 &&
+			origin.peerMetric("switchboard_cluster_relay_streams", big.Node) == 4
+	})
+	rate := func(c *client.Client) float64 {
+		var b int64
+		for _, r := range c.Received() {
+			if r.Kind == "video" {
+				b += r.Bytes.Load()
+			}
+		}
+		return float64(b)
+	}
+	var sb, bb float64
+	waitUntil(t, 20*time.Second, "the uncapped viewer to get several times the capped one's video", func() bool {
+		s0, b0 := rate(small), rate(big)
+		time.Sleep(time.Second) // a one-second window of bytes
+		sb, bb = rate(small)-s0, rate(big)-b0
+		return bb > 3*sb && sb > 0
+	})
+	t.Logf("video received in one second: small tile %.0f kbit, uncapped %.0f kbit", sb*8/1000, bb*8/1000)
 }

@@ -100,6 +100,9 @@ type Config struct {
 		Cert         string   `yaml:"nats-cert"`
 		Key          string   `yaml:"nats-key"`
 		Replicas     int      `yaml:"replicas"`
+		RelayPort    int      `yaml:"relay-port"`
+		RelayAddress string   `yaml:"relay-address"`
+		MaxPerNode   int      `yaml:"max-participants-per-node-room"`
 	} `yaml:"cluster"`
 }
 
@@ -193,6 +196,9 @@ func settings() []setting {
 		{"cluster.nats-ca", "nats-ca", "CA certificate file (PEM) to trust for tls:// NATS URLs", func(c *Config) any { return &c.Cluster.CA }},
 		{"cluster.nats-cert", "nats-cert", "client certificate file (PEM) for NATS with TLS client authentication", func(c *Config) any { return &c.Cluster.Cert }},
 		{"cluster.nats-key", "nats-key", "private key file (PEM) of cluster.nats-cert", func(c *Config) any { return &c.Cluster.Key }},
+		{"cluster.relay-port", "relay-port", "UDP port for media between the nodes of a cluster (0: any free port; open it between the nodes)", func(c *Config) any { return &c.Cluster.RelayPort }},
+		{"cluster.relay-address", "relay-address", "address other nodes send media to this node at (default: the advertise URL's host if it is an IP, else the first global IPv4 address)", func(c *Config) any { return &c.Cluster.RelayAddress }},
+		{"cluster.max-participants-per-node-room", "max-participants-per-node-room", "participants of one room on one node before the room spreads to another node (0: a room stays on one node)", func(c *Config) any { return &c.Cluster.MaxPerNode }},
 		{"cluster.replicas", "cluster-replicas", "copies of the registry kept by a NATS cluster (1 to 5; 3 for a 3-node NATS)", func(c *Config) any { return &c.Cluster.Replicas }},
 	}
 }
@@ -461,6 +467,15 @@ func (c *Config) validateCluster() error {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "nats" && p.Scheme != "tls") || p.Host == "" {
 			return invalid("cluster.nats", "%q: want a nats:// or tls:// URL", u)
 		}
+	}
+	if c.Cluster.RelayPort < 0 || c.Cluster.RelayPort > 65535 {
+		return invalid("cluster.relay-port", "%d: want a UDP port, 0 for any", c.Cluster.RelayPort)
+	}
+	if a := c.Cluster.RelayAddress; a != "" && net.ParseIP(a) == nil {
+		return invalid("cluster.relay-address", "%q: want an IP address", a)
+	}
+	if c.Cluster.MaxPerNode < 0 {
+		return invalid("cluster.max-participants-per-node-room", "%d: want 0 (no spreading) or more", c.Cluster.MaxPerNode)
 	}
 	if c.Cluster.Replicas < 1 || c.Cluster.Replicas > 5 {
 		return invalid("cluster.replicas", "%d: want 1 to 5", c.Cluster.Replicas)

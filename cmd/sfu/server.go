@@ -85,7 +85,8 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	}
 	if s.node, err = cluster.Start(cluster.Config{NATS: c.Cluster.NATS, NodeID: c.Cluster.NodeID, URL: c.Cluster.AdvertiseURL,
 		Credentials: c.Cluster.Credentials, CAFile: c.Cluster.CA, CertFile: c.Cluster.Cert, KeyFile: c.Cluster.Key,
-		Replicas: c.Cluster.Replicas}, s.rooms, log.Named("cluster")); err != nil {
+		Replicas: c.Cluster.Replicas, RelayPort: c.Cluster.RelayPort, RelayAddress: c.Cluster.RelayAddress,
+		MaxParticipantsPerNodeRoom: c.Cluster.MaxPerNode}, s.rooms, log.Named("cluster")); err != nil {
 		return nil, err
 	}
 	s.rooms.SetObserver(func(e sfu.Event) {
@@ -281,8 +282,8 @@ func displayAddr(a net.Addr) string {
 // placement is the cluster node as signaling sees it.
 type placement struct{ n *cluster.Node }
 
-func (p placement) Place(ctx context.Context, room, avoid string) *sig.Redirect {
-	return redirect(p.n.Place(ctx, room, avoid))
+func (p placement) Place(ctx context.Context, room, avoid, ticket string) *sig.Redirect {
+	return redirect(p.n.Place(ctx, room, avoid, ticket))
 }
 
 func (p placement) MoveTo() *sig.Redirect { return redirect(p.n.MoveTo()) }
@@ -293,5 +294,5 @@ func redirect(r *cluster.Redirect) *sig.Redirect {
 	if r == nil {
 		return nil
 	}
-	return &sig.Redirect{URL: r.URL, Node: r.Node}
+	return &sig.Redirect{URL: r.URL, Node: r.Node, Ticket: r.Ticket}
 }

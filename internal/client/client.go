@@ -43,8 +43,9 @@ type Options struct {
 	Simulcast bool
 	// Token is the join token, for servers that require one.
 	Token string
-	// Avoid, in the join, names a cluster node the client could not reach.
-	Avoid string
+	// Avoid, in the join, names a cluster node the client could not reach;
+	// Ticket is what a redirect gave (RedirectError).
+	Avoid, Ticket string
 	// Drop discards this fraction of the received packets after the
 	// interceptors saw them and before they are counted: a known impairment
 	// for testing the measurements.
@@ -67,9 +68,14 @@ type Message struct {
 	Participants []Participant            `json:"participants,omitempty"`
 	Track        *Track                   `json:"track,omitempty"`
 	// redirect and draining: another node of the cluster; join: one to avoid
-	URL   string `json:"url,omitempty"`
-	Node  string `json:"node,omitempty"`
-	Avoid string `json:"avoid,omitempty"`
+	URL    string `json:"url,omitempty"`
+	Node   string `json:"node,omitempty"`
+	Avoid  string `json:"avoid,omitempty"`
+	Ticket string `json:"ticket,omitempty"`
+	// track-settings (sent) and stream-state (received)
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	Layer  string `json:"layer,omitempty"`
 	// publish-layers
 	TrackID string   `json:"trackId,omitempty"`
 	Mid     string   `json:"mid,omitempty"`
@@ -233,7 +239,7 @@ func Join(ctx context.Context, api *webrtc.API, wsURL, room, name string, opts O
 
 // RedirectError is Join's error when the server sent the join to another
 // node of its cluster.
-type RedirectError struct{ URL, Node string }
+type RedirectError struct{ URL, Node, Ticket string }
 
 func (e *RedirectError) Error() string { return "redirected to " + e.Node + " at " + e.URL }
 
@@ -276,7 +282,7 @@ func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) 
 	c.sub.OnTrack(c.onTrack)
 	c.sub.OnDataChannel(c.onDataChannel)
 
-	if err := c.Send(Message{Type: "join", Room: room, Name: name, Token: c.opts.Token, Avoid: c.opts.Avoid}); err != nil {
+	if err := c.Send(Message{Type: "join", Room: room, Name: name, Token: c.opts.Token, Avoid: c.opts.Avoid, Ticket: c.opts.Ticket}); err != nil {
 		return err
 	}
 	var joined Message
@@ -284,7 +290,7 @@ func (c *Client) setup(ctx context.Context, api *webrtc.API, room, name string) 
 		return err
 	}
 	if joined.Type == "redirect" {
-		return &RedirectError{URL: joined.URL, Node: joined.Node}
+		return &RedirectError{URL: joined.URL, Node: joined.Node, Ticket: joined.Ticket}
 	}
 	if joined.Type != "joined" || joined.You == nil {
 		return fmt.Errorf("join: got %q %s: %s", joined.Type, joined.Code, joined.Message)

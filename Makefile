@@ -104,7 +104,7 @@ bench-rooms bench-large:
 # 0.5% or the p99 added latency 20 ms, and prints the knee: the last step
 # within both. RAMP_ARGS changes the shape and the limits; bin/ramp.json and
 # bin/ramp.svg hold the steps. BENCH_PROCS applies.
-RAMP_ARGS ?= -publishers 4 -bitrate 1.5M -simulcast -step 4 -step-duration 10s -settle 3s
+RAMP_ARGS ?= -publishers 4 -bitrate 1.5M -simulcast -step 4
 
 .PHONY: ramp
 ramp:

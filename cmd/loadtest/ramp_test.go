@@ -179,7 +179,7 @@ func TestRampShortRun(t *testing.T) {
 	ramp := func(extra ...string) (int, rampResult) {
 		path := filepath.Join(dir, "ramp.json")
 		args := append([]string{"ramp", "-url", url, "-publishers", "1", "-bitrate", "300k", "-step", "1",
-			"-max-subscribers", "2", "-step-duration", "2500ms", "-settle", "500ms", "-max-p99", "500ms", "-json", path}, extra...)
+			"-max-subscribers", "2", "-step-duration", "2500ms", "-settle", "500ms", "-warmup", "500ms", "-max-p99", "500ms", "-json", path}, extra...)
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), args, &stdout, &stderr)
 		t.Logf("loadtest %s: exit %d\n%s%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
@@ -205,7 +205,8 @@ func TestRampShortRun(t *testing.T) {
 		t.Error(err)
 	}
 	code, r = ramp("-drop", "0.1")
-	if code != 1 || r.OK || len(r.Steps) != 1 || r.Knee != nil || !strings.Contains(r.Stopped, "loss") {
+	if code != 1 || r.OK || len(r.Steps) != 1 || r.Knee != nil || !strings.Contains(r.Stopped, "loss") ||
+		len(r.Steps[0].FirstOver) == 0 {
 		t.Errorf("a lossy ramp: exit %d, %d steps, knee %+v, stopped %q", code, len(r.Steps), r.Knee, r.Stopped)
 	}
 }

@@ -33,6 +33,12 @@ type rampStep struct {
 	// LoadCPUPercent is the load tool's own CPU, which competes with a
 	// server on the same host.
 	LoadCPUPercent float64 `json:"load_cpu_percent"`
+	// OtherCPUPercent is the rest of this host's CPU during the step (of a
+	// core): other work on a shared machine, which distorts latency.
+	OtherCPUPercent float64 `json:"other_cpu_percent"`
+	// FirstOver, when set, is what the step's first measurement broke; the
+	// figures are from a second one (-confirm).
+	FirstOver []string `json:"first_over,omitempty"`
 	// Over says which limits the step broke; empty when it kept them all.
 	Over []string `json:"over_limits"`
 }

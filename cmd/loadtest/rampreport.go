@@ -44,7 +44,8 @@ func newRampResult(cfg *rampConfig) *rampResult {
 		Config: map[string]any{
 			"publishers": cfg.publishers, "bitrate": int(cfg.bitrate), "fps": cfg.fps, "simulcast": cfg.simulcast,
 			"keyframe_interval_s": cfg.keyframeInterval.Seconds(), "drop": cfg.drop, "step": cfg.step,
-			"step_duration_s": cfg.stepDuration.Seconds(), "settle_s": cfg.settle.Seconds(), "max_subscribers": cfg.maxSubscribers,
+			"step_duration_s": cfg.stepDuration.Seconds(), "settle_s": cfg.settle.Seconds(), "warmup_s": cfg.warmup.Seconds(),
+			"confirm": cfg.confirm, "max_subscribers": cfg.maxSubscribers,
 		}}
 	r.Limits.MaxLossRatio, r.Limits.MaxP99MS = cfg.limits.MaxLoss, float64(cfg.limits.MaxP99)/1e6
 	return r
@@ -91,9 +92,9 @@ func stepLine(i int, s *rampStep) string {
 	if !s.within() {
 		verdict = "OVER: " + strings.Join(s.Over, "; ")
 	}
-	return fmt.Sprintf("step %d: %d subscribers, %d streams, %.0f packets/s, server %.0f%% CPU, %s µs/packet, p50 %s p99 %s ms, loss %.2f%%: %s",
+	return fmt.Sprintf("step %d: %d subscribers, %d streams, %.0f packets/s, server %.0f%% CPU, %s µs/packet, p50 %s p99 %s ms, loss %.2f%%, other work %.0f%% CPU: %s",
 		i, s.Subscribers, s.Streams, s.PacketsPerS, s.CPUPercent, cpuPerPacket(s), num(s.LatencyP50MS), num(s.LatencyP99MS),
-		100*s.LossRatio, verdict)
+		100*s.LossRatio, s.OtherCPUPercent, verdict)
 }
 
 func cpuPerPacket(s *rampStep) string {
@@ -109,7 +110,7 @@ func (r *rampResult) print(w io.Writer) {
 		r.URL, r.Config["publishers"], r.Config["bitrate"], r.Config["simulcast"], r.Config["step"],
 		100*r.Limits.MaxLossRatio, num(r.Limits.MaxP99MS))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tsubscribers\tstreams\tpackets/s\tforwarded/s\tserver CPU %\tCPU µs/packet\tp50 ms\tp99 ms\tloss %\tload CPU %\t")
+	fmt.Fprintln(tw, "step\tsubscribers\tstreams\tpackets/s\tforwarded/s\tserver CPU %\tCPU µs/packet\tp50 ms\tp99 ms\tloss %\tload CPU %\tother CPU %\t")
 	for i := range r.Steps {
 		s := &r.Steps[i]
 		mark := ""
@@ -119,9 +120,12 @@ func (r *rampResult) print(w io.Writer) {
 		case !s.within():
 			mark = "  over: " + strings.Join(s.Over, "; ")
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%d/%d\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%.3f\t%.0f\t%s\n", i+1, s.Subscribers, s.Streams,
+		if s.FirstOver != nil {
+			mark += " (measured twice; first over: " + strings.Join(s.FirstOver, "; ") + ")"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d/%d\t%.0f\t%.0f\t%.0f\t%s\t%s\t%s\t%.3f\t%.0f\t%.0f\t%s\n", i+1, s.Subscribers, s.Streams,
 			s.StreamsExpected, s.PacketsPerS, s.ForwardedPerS, s.CPUPercent, cpuPerPacket(s), num(s.LatencyP50MS),
-			num(s.LatencyP99MS), 100*s.LossRatio, s.LoadCPUPercent, mark)
+			num(s.LatencyP99MS), 100*s.LossRatio, s.LoadCPUPercent, s.OtherCPUPercent, mark)
 	}
 	tw.Flush()
 	if k := r.Knee; k != nil {
@@ -131,6 +135,15 @@ func (r *rampResult) print(w io.Writer) {
 		fmt.Fprintln(w, "knee: none (no step within the limits)")
 	}
 	fmt.Fprintln(w, "stopped:", r.Stopped)
+	busiest := 0.0
+	for _, s := range r.Steps {
+		busiest = max(busiest, s.OtherCPUPercent)
+	}
+	// A quarter of a core of other work already moves the p99 by
+	// milliseconds on two cores.
+	if busiest >= 25 {
+		fmt.Fprintf(w, "warning: other work on this host used up to %.0f%% of a core during the steps: the latency figures, and so the knee, are distorted\n", busiest)
+	}
 	if h := r.Host; h.CPUs > 0 {
 		fmt.Fprintf(w, "host: %d CPUs (%s), load average %.1f\n", h.CPUs, h.CPUModel, h.LoadAvg1)
 	}

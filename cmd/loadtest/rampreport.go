@@ -86,6 +86,12 @@ func (r *rampResult) finish() {
 	r.OK = len(r.Failures) == 0
 }
 
+// bitrate is the publishers' video bitrate as the flag takes it: 1.5M.
+func (r *rampResult) bitrate() string {
+	b, _ := r.Config["bitrate"].(int)
+	return shortNum(float64(b))
+}
+
 // stepLine is one step, for the progress output.
 func stepLine(i int, s *rampStep) string {
 	verdict := "within the limits"
@@ -106,8 +112,8 @@ func cpuPerPacket(s *rampStep) string {
 
 // print writes the table of steps and the knee.
 func (r *rampResult) print(w io.Writer) {
-	fmt.Fprintf(w, "loadtest ramp: %s, %v publishers at %v bit/s (simulcast %v), +%v subscribers a step; limits: loss %.2f%%, p99 %s ms\n",
-		r.URL, r.Config["publishers"], r.Config["bitrate"], r.Config["simulcast"], r.Config["step"],
+	fmt.Fprintf(w, "loadtest ramp: %s, %v publishers at %sbit/s (simulcast %v), +%v subscribers a step; limits: loss %.2f%%, p99 %s ms\n",
+		r.URL, r.Config["publishers"], r.bitrate(), r.Config["simulcast"], r.Config["step"],
 		100*r.Limits.MaxLossRatio, num(r.Limits.MaxP99MS))
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "step\tsubscribers\tstreams\tpackets/s\tforwarded/s\tserver CPU %\tCPU µs/packet\tp50 ms\tp99 ms\tloss %\tload CPU %\tother CPU %\t")
@@ -204,7 +210,7 @@ func (r *rampResult) writePlot(w io.Writer) error {
 		marks = append(marks, plotMark{T: float64(k.Subscribers),
 			Label: fmt.Sprintf("knee: %d subscribers, %.0f packets/s", k.Subscribers, k.PacketsPerS)})
 	}
-	title := fmt.Sprintf("Switchboard ramp %s: %v publishers at %v bit/s (simulcast %v), +%v subscribers a step",
-		r.Start.Format("2006-01-02 15:04"), r.Config["publishers"], r.Config["bitrate"], r.Config["simulcast"], r.Config["step"])
+	title := fmt.Sprintf("Switchboard ramp %s: %v publishers at %sbit/s (simulcast %v), +%v subscribers a step",
+		r.Start.Format("2006-01-02 15:04"), r.Config["publishers"], r.bitrate(), r.Config["simulcast"], r.Config["step"])
 	return writePlotAxis(w, title, "subscribers", x, series, marks)
 }

@@ -62,22 +62,63 @@ endif
 # server built without -race on 127.0.0.1 (in its own network namespace when
 # root): the summary shows the server's CPU-seconds per 1,000 forwarded
 # packets, the p50/p99 added latency and the loss. BENCH_LOAD changes the load;
-# publishers send simulcast as the web client does.
-BENCH_LOAD ?= -rooms 1 -publishers 4 -subscribers 12 -bitrate 1.5M -simulcast -warmup 10s -duration 20s
-BENCH_RUN  := bin/sfu -listen 127.0.0.1:18080 -loopback -log-level warn \
-	-max-participants 0 -max-connections-per-ip 0 -max-messages-per-second 0 >bin/bench-sfu.log 2>&1 & pid=$$!; \
-	bin/loadtest synthetic -url http://127.0.0.1:18080/ -wait-server 10s $(BENCH_LOAD) -json bin/bench.json; rc=$$?; \
+# publishers send simulcast as the web client does. bench-rooms and
+# bench-large are the same load step with other shapes (many small rooms; one
+# large room), without the Go benchmarks. BENCH_PROCS=N runs the server with
+# GOMAXPROCS=N, to measure how it scales from one core to two. Each writes
+# bin/TARGET.json.
+BENCH_LOAD  ?= -rooms 1 -publishers 4 -subscribers 12 -bitrate 1.5M -simulcast -warmup 10s -duration 20s
+BENCH_PROCS ?=
+BENCH_SFU    = $(if $(BENCH_PROCS),GOMAXPROCS=$(BENCH_PROCS) )bin/sfu -listen 127.0.0.1:18080 -loopback -log-level warn \
+	-max-participants 0 -max-connections-per-ip 0 -max-messages-per-second 0
+# bench_run runs the load tool's mode $(1) with flags $(2) against a server
+# started for it, and stops the server after; the exit status is the load
+# tool's.
+bench_run = $(BENCH_SFU) >bin/$@-sfu.log 2>&1 & pid=$$!; \
+	bin/loadtest $(1) -url http://127.0.0.1:18080/ -wait-server 10s $(2) -json bin/$@.json; rc=$$?; \
 	kill $$pid; wait $$pid; exit $$rc
+ifeq ($(NETNS),yes)
+bench_ns = unshare -n sh -c 'ip link set lo up && $(1)'
+else
+bench_ns = sh -c '$(1)'
+endif
+define BENCH_BUILD
+CGO_ENABLED=0 $(GO) build -o bin/sfu ./cmd/sfu
+$(GO) build -o bin/loadtest ./cmd/loadtest
+endef
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./rtc/ ./sfu/
-	CGO_ENABLED=0 $(GO) build -o bin/sfu ./cmd/sfu
-	$(GO) build -o bin/loadtest ./cmd/loadtest
-ifeq ($(NETNS),yes)
-	unshare -n sh -c 'ip link set lo up && $(BENCH_RUN)'
-else
-	sh -c '$(BENCH_RUN)'
-endif
+	$(BENCH_BUILD)
+	$(call bench_ns,$(call bench_run,synthetic,$(BENCH_LOAD)))
+
+.PHONY: bench-rooms bench-large
+bench-rooms: BENCH_LOAD = -rooms 12 -publishers 2 -subscribers 3 -bitrate 1.5M -simulcast -warmup 10s -duration 20s
+bench-large: BENCH_LOAD = -rooms 1 -publishers 4 -subscribers 40 -bitrate 1.5M -simulcast -warmup 10s -duration 20s
+bench-rooms bench-large:
+	$(BENCH_BUILD)
+	$(call bench_ns,$(call bench_run,synthetic,$(BENCH_LOAD)))
+
+# ramp keeps one room of publishers and adds subscribers a step at a time
+# (loadtest ramp) against the server set up as for bench, until loss passes
+# 0.5% or the p99 added latency 20 ms, and prints the knee: the last step
+# within both. RAMP_ARGS changes the shape and the limits; bin/ramp.json and
+# bin/ramp.svg hold the steps. BENCH_PROCS applies.
+RAMP_ARGS ?= -publishers 4 -bitrate 1.5M -simulcast -step 4
+
+.PHONY: ramp
+ramp:
+	$(BENCH_BUILD)
+	$(call bench_ns,$(call bench_run,ramp,$(RAMP_ARGS)))
+
+# bench-compare BASE=<commit> [HEAD=<commit>] compares the forwarding
+# benchmarks and a short synthetic load of two versions (HEAD: the working
+# tree when not given); see scripts/bench-compare.sh. Not part of `make
+# test` or CI.
+.PHONY: bench-compare
+bench-compare:
+	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<commit> [HEAD=<commit>]"; exit 2; }
+	GO=$(GO) scripts/bench-compare.sh $(BASE) $(HEAD)
 
 # soak holds one call for SOAK_ARGS' -duration (default 10 minutes; hours
 # work) against the server built without -race, set up as for bench: 3

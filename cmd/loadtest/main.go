@@ -5,6 +5,7 @@
 //	loadtest synthetic -url http://HOST:PORT/ -rooms R -publishers P -subscribers S -bitrate 1.5M -duration D [-json FILE]
 //	loadtest chrome    -url http://HOST:PORT/ -rooms R -tabs N -duration D [-json FILE]
 //	loadtest soak      -url http://HOST:PORT/ -duration D -warmup W [-csv FILE]
+//	loadtest ramp      -url http://HOST:PORT/ -publishers P -step N -step-duration D [-json FILE]
 //
 // Synthetic mode runs Pion clients (internal/client) in this process: P
 // publishers per room send VP8 and Opus-sized audio with a send stamp in
@@ -24,6 +25,10 @@
 // packets NACKed) and fails when the server's goroutines, heap, RSS or open
 // descriptors trend upward, a viewer stops receiving, or the server does not
 // go idle once the room is empty; see soak.go.
+//
+// Ramp mode keeps one room of P synthetic publishers and adds N subscribers
+// at each step until loss or the p99 added latency passes its limit, and
+// prints the knee: the last step within both; see ramp.go.
 package main
 
 import (
@@ -57,6 +62,7 @@ const usage = `usage:
   loadtest synthetic -url http://HOST:PORT/ -rooms R -publishers P -subscribers S -bitrate 1.5M -duration D [-json FILE] [flags]
   loadtest chrome    -url http://HOST:PORT/ -rooms R -tabs N -duration D [-json FILE] [flags]
   loadtest soak      -url http://HOST:PORT/ -duration D -warmup W [-csv FILE] [flags]
+  loadtest ramp      -url http://HOST:PORT/ -publishers P -step N -step-duration D [-json FILE] [flags]
 "loadtest MODE -h" lists the flags of a mode.
 `
 
@@ -85,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		c, runMode = &cfg.common, func() (*Report, error) { return runChrome(ctx, &cfg, stderr) }
 	case "soak": // its own summary and exit status: it judges trends, not a window
 		return soakCommand(ctx, args[1:], stdout, stderr)
+	case "ramp": // its own table and exit status: steps and a knee, not a window
+		return rampCommand(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -42,6 +42,12 @@ const (
 // axis t (seconds), in a grid, as a self-contained SVG: one polyline per
 // series, so a browser, an image viewer or an XML parser can read it.
 func writePlot(w io.Writer, title string, t []float64, series []plotSeries, marks []plotMark) error {
+	return writePlotAxis(w, title, "s", t, series, marks)
+}
+
+// writePlotAxis is writePlot over a shared axis in unit (the ramp's is
+// subscribers, not seconds).
+func writePlotAxis(w io.Writer, title, unit string, t []float64, series []plotSeries, marks []plotMark) error {
 	bw := bufio.NewWriter(w)
 	rows := (len(series) + plotCols - 1) / plotCols
 	width, height := plotCols*plotW, plotHeader+rows*plotH
@@ -53,7 +59,7 @@ func writePlot(w io.Writer, title string, t []float64, series []plotSeries, mark
 	for i, s := range series {
 		x0 := float64(i%plotCols*plotW + plotLeft)
 		y0 := float64(plotHeader + i/plotCols*plotH + plotTop)
-		c := chart{x0: x0, y0: y0, w: plotW - plotLeft - plotRight, h: plotH - plotTop - plotBottom, t0: t0, t1: t1}
+		c := chart{x0: x0, y0: y0, w: plotW - plotLeft - plotRight, h: plotH - plotTop - plotBottom, t0: t0, t1: t1, unit: unit}
 		c.v0, c.v1 = span(s.Y)
 		if s.Fit != nil { // keep the trend line inside the chart
 			for _, at := range []float64{s.FitFrom, s.FitTo} {
@@ -75,6 +81,7 @@ func writePlot(w io.Writer, title string, t []float64, series []plotSeries, mark
 type chart struct {
 	x0, y0, w, h   float64
 	t0, t1, v0, v1 float64
+	unit           string
 }
 
 func (c chart) x(t float64) float64 { return c.x0 + (t-c.t0)/(c.t1-c.t0)*c.w }
@@ -86,8 +93,8 @@ func (c chart) draw(w io.Writer, s plotSeries, t []float64, marks []plotMark) {
 	for _, v := range []float64{c.v0, c.v1} {
 		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="end">%s</text>`+"\n", c.x0-4, c.y(v)+4, esc(shortNum(v)))
 	}
-	fmt.Fprintf(w, `<text x="%.1f" y="%.1f">%.0f s</text>`+"\n", c.x0, c.y0+c.h+14, c.t0)
-	fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="end">%.0f s</text>`+"\n", c.x0+c.w, c.y0+c.h+14, c.t1)
+	fmt.Fprintf(w, `<text x="%.1f" y="%.1f">%.0f %s</text>`+"\n", c.x0, c.y0+c.h+14, c.t0, esc(c.unit))
+	fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="end">%.0f %s</text>`+"\n", c.x0+c.w, c.y0+c.h+14, c.t1, esc(c.unit))
 	for i, m := range marks {
 		if m.T < c.t0 || m.T > c.t1 {
 			continue

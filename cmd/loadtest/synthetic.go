@@ -52,6 +52,10 @@ type member struct {
 	c         *client.Client
 	room      int
 	publisher bool
+	// name, when set, replaces the name joinAll makes from the member's
+	// index: ramp mode joins subscribers in batches, and with join tokens
+	// a repeated name is a repeated identity, which the server replaces.
+	name      string
 	joinStart time.Time
 	joinTook  time.Duration
 	err       error
@@ -248,6 +252,9 @@ func joinAll(ctx context.Context, api *webrtc.API, cfg *syntheticConfig, ms []*m
 			name := fmt.Sprintf("sub%d", i)
 			if opts.Publish {
 				name = fmt.Sprintf("pub%d", i)
+			}
+			if m.name != "" {
+				name = m.name
 			}
 			o := opts
 			if auth != nil {

@@ -120,6 +120,14 @@ bench-compare:
 	@test -n "$(BASE)" || { echo "usage: make bench-compare BASE=<commit> [HEAD=<commit>]"; exit 2; }
 	GO=$(GO) scripts/bench-compare.sh $(BASE) $(HEAD)
 
+# bench-cluster runs one load on a single server, then across two nodes
+# (publishers on one, subscribers on the other, so every packet crosses the
+# trunk), and prints CPU per 1,000 delivered packets and added latency for
+# both (scripts/bench-cluster.sh; CLUSTER_LOAD, RUNS). Not part of make test.
+.PHONY: bench-cluster
+bench-cluster:
+	GO=$(GO) scripts/bench-cluster.sh
+
 # soak holds one call for SOAK_ARGS' -duration (default 10 minutes; hours
 # work) against the server built without -race, set up as for bench: 3
 # simulcast publishers and 6 viewers, layers switching every second, a

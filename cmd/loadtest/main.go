@@ -154,7 +154,7 @@ func (c *common) register(fl *flag.FlagSet) {
 	fl.DurationVar(&c.duration, "duration", 30*time.Second, "measured time, after everyone joined")
 	fl.StringVar(&c.jsonPath, "json", "", "also write the report as JSON to this `file`")
 	fl.IntVar(&c.serverPID, "server-pid", 0, "read the server's CPU and memory from /proc/`PID` instead of /metrics")
-	fl.StringVar(&c.metricsURL, "metrics", "", "the server's Prometheus metrics `URL` (default: URL/metrics)")
+	fl.StringVar(&c.metricsURL, "metrics", "", "the server's Prometheus metrics `URL` (default: URL/metrics); several, comma-separated, are summed (the nodes of a cluster)")
 	fl.StringVar(&c.roomPrefix, "room-prefix", "load", "rooms are named PREFIX-0, PREFIX-1, ...")
 	fl.DurationVar(&c.joinTimeout, "join-timeout", 30*time.Second, "how long joining and the first media may take")
 	fl.Float64Var(&c.maxLoss, "max-loss", 1, "fail the run at this loss ratio or above (1: only when everything is lost)")

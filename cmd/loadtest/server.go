@@ -65,11 +65,27 @@ func (p *serverProbe) sample(ctx context.Context) serverSample {
 	return s
 }
 
+// scrape reads the metrics; several comma-separated URLs (the nodes of a
+// cluster) are read and summed.
 func (p *serverProbe) scrape(ctx context.Context) (map[string]float64, error) {
 	if p.metricsURL == "" {
 		return nil, fmt.Errorf("no metrics URL")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+	sum := map[string]float64{}
+	for _, u := range strings.Split(p.metricsURL, ",") {
+		m, err := p.scrapeOne(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range m {
+			sum[k] += v
+		}
+	}
+	return sum, nil
+}
+
+func (p *serverProbe) scrapeOne(ctx context.Context, metricsURL string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +95,7 @@ func (p *serverProbe) scrape(ctx context.Context) (map[string]float64, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", p.metricsURL, resp.Status)
+		return nil, fmt.Errorf("%s: %s", metricsURL, resp.Status)
 	}
 	return parseMetrics(resp.Body)
 }

@@ -29,6 +29,10 @@ type syntheticConfig struct {
 	maxP99                  time.Duration
 	warmup                  time.Duration
 	tokenSecret             string
+	// A cluster: subscribers dial subURL, and with split each room's
+	// subscribers avoid its publishers' node (bench-cluster).
+	subURL string
+	split  bool
 }
 
 func (c *syntheticConfig) flags(fl *flag.FlagSet) {
@@ -45,6 +49,8 @@ func (c *syntheticConfig) flags(fl *flag.FlagSet) {
 	fl.StringVar(&c.tokenSecret, "token-secret", "",
 		"the server's join token `secret`, to mint each client a token (default: $SWITCHBOARD_TOKEN_SECRET)")
 	fl.DurationVar(&c.warmup, "warmup", 0, "time after everyone joined before the measurement starts (lets bandwidth estimates and layers settle)")
+	fl.StringVar(&c.subURL, "sub-url", "", "a cluster: the base `URL` subscribers dial (default: -url)")
+	fl.BoolVar(&c.split, "split", false, "a cluster: each room's subscribers avoid the node its publishers are on, so that every packet crosses the trunk")
 }
 
 // member is one synthetic participant.
@@ -55,7 +61,9 @@ type member struct {
 	// name, when set, replaces the name joinAll makes from the member's
 	// index: ramp mode joins subscribers in batches, and with join tokens
 	// a repeated name is a repeated identity, which the server replaces.
-	name      string
+	name string
+	// avoid: a cluster node this member must not be placed on (-split).
+	avoid     string
 	joinStart time.Time
 	joinTook  time.Duration
 	err       error
@@ -149,6 +157,15 @@ func runSynthetic(ctx context.Context, cfg *syntheticConfig, stderr io.Writer) (
 		})
 	}
 	join(pubs, true)
+	if cfg.split {
+		for _, s := range subs {
+			for _, p := range pubs {
+				if p.room == s.room && p.c != nil {
+					s.avoid = p.c.Node
+				}
+			}
+		}
+	}
 	join(subs, false)
 	for _, m := range all {
 		if m.err != nil {
@@ -266,7 +283,12 @@ func joinAll(ctx context.Context, api *webrtc.API, cfg *syntheticConfig, ms []*m
 					return
 				}
 			}
-			c, err := client.Join(jctx, api, cfg.wsURL(), cfg.room(m.room), name, o)
+			ws := cfg.wsURL()
+			if !opts.Publish && cfg.subURL != "" {
+				ws = signalingURL(cfg.subURL)
+			}
+			o.Avoid = m.avoid
+			c, err := joinFollowing(jctx, api, ws, cfg.room(m.room), name, o)
 			m.joinTook = time.Since(m.joinStart)
 			if err == nil && opts.Publish {
 				select {
@@ -282,6 +304,25 @@ func joinAll(ctx context.Context, api *webrtc.API, cfg *syntheticConfig, ms []*m
 		})
 	}
 	wg.Wait()
+}
+
+// joinFollowing joins, following a cluster's redirects to the node that
+// takes the join.
+func joinFollowing(ctx context.Context, api *webrtc.API, ws, room, name string, o client.Options) (*client.Client, error) {
+	for range 5 {
+		c, err := client.Join(ctx, api, ws, room, name, o)
+		var r *client.RedirectError
+		if !errors.As(err, &r) {
+			return c, err
+		}
+		ws, o.Ticket = r.WebSocketURL(), r.Ticket
+	}
+	return nil, errors.New("redirected five times")
+}
+
+// signalingURL is the WebSocket under a base URL.
+func signalingURL(base string) string {
+	return (&client.RedirectError{URL: base}).WebSocketURL()
 }
 
 // closeAll leaves with every client at once.

@@ -632,16 +632,35 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	} else {
 		t.Logf("%s sent %s %.3f packets per packet its publisher sent it", n0.id, n1.id, ratio)
 	}
+	// A node of the room killed: the others drop its participant within
+	// the lease's 6 s, and a stops relaying to it.
+	victim := nodes[2]
+	gone := byNode[victim.id]
+	killed := time.Now()
+	victim.kill(syscall.SIGKILL)
+	for _, c := range clients {
+		if c.Node == victim.id {
+			continue
+		}
+		if err := waitLeft(ctx, c, gone.ID, 7*time.Second-time.Since(killed)); err != nil {
+			t.Fatalf("%s on %s: %v", c.ID, c.Node, err)
+		}
+	}
+	t.Logf("the others dropped the killed node's participant %.1f s after the kill", time.Since(killed).Seconds())
+
 	// Everyone but the participant of node a leaves: a relays nothing more.
 	for _, c := range append(clients, viewer) {
 		if c.Node != n0.id || c == viewer {
 			c.Close()
 		}
 	}
-	for _, o := range nodes[1:] {
+	for _, o := range nodes[1:2] {
 		waitUntil(t, 8*time.Second, n0.id+" to stop relaying to "+o.id, func() bool {
 			return n0.peerMetric("switchboard_cluster_relay_streams", o.id) == 0
 		})
+	}
+	if v := n0.peerMetric("switchboard_cluster_relay_streams", victim.id); v > 0 {
+		t.Errorf("%s still relays %v streams to the killed %s", n0.id, v, victim.id)
 	}
 	sent := n0.peerMetric("switchboard_cluster_relay_packets_sent_total", n1.id)
 	from := ownIn()
@@ -710,4 +729,20 @@ func TestClusterSimulcastAcrossNodes(t *testing.T) {
 		return bb > 3*sb && sb > 0
 	})
 	t.Logf("video received in one second: small tile %.0f kbit, uncapped %.0f kbit", sb*8/1000, bb*8/1000)
+}
+
+// waitLeft waits for c to be told that participant id left.
+func waitLeft(ctx context.Context, c *client.Client, id string, limit time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		select {
+		case m := <-c.Messages:
+			if m.Type == "participant-left" && m.Participant != nil && m.Participant.ID == id {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("no participant-left for %s within %v", id, limit)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -573,6 +574,10 @@ func (n *clusterNode) peerMetric(name, peer string) float64 {
 // however many subscribers it has there; nothing once they have left.
 func TestClusterRoomAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 3, "-max-participants-per-node-room", "1")
+	baseline := map[string]float64{}
+	for _, n := range nodes {
+		baseline[n.id] = n.metric("go_goroutines")
+	}
 	api, err := client.NewAPI()
 	if err != nil {
 		t.Fatal(err)
@@ -667,6 +672,19 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	waitUntil(t, 5*time.Second, "another second of packets from the last publisher", func() bool { return ownIn()-from > 100 })
 	if now := n0.peerMetric("switchboard_cluster_relay_packets_sent_total", n1.id); now != sent {
 		t.Errorf("%s sent %v more packets to %s after its subscribers left", n0.id, now-sent, n1.id)
+	}
+
+	// The last one leaves: no rooms, tracks or relay streams anywhere, and
+	// goroutines back where they were.
+	for _, c := range clients {
+		c.Close()
+	}
+	for _, n := range nodes[:2] {
+		waitUntil(t, 10*time.Second, n.id+" to be idle again", func() bool {
+			return n.metric("switchboard_rooms") == 0 && n.metric(`switchboard_tracks{kind="video"}`) <= 0 &&
+				n.metric(`switchboard_tracks{kind="audio"}`) <= 0 && n.peerMetric("switchboard_cluster_relay_streams", nodes[1-slices.Index(nodes, n)].id) == 0 &&
+				n.metric("go_goroutines") <= baseline[n.id]
+		})
 	}
 }
 

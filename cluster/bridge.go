@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -542,4 +543,40 @@ func urlHost(u string) string {
 		return ""
 	}
 	return p.Hostname()
+}
+
+// Room data (chat and app messages) crosses nodes over NATS: a message
+// with recipients elsewhere is published on its room's subject, and every
+// node with the room open delivers it to its recipients there. Files are
+// not relayed (a file is offered to the participants of the sender's node).
+
+func dataSubject(roomKey string) string { return "switchboard.data." + roomKey }
+
+type dataMsg struct {
+	From string       `json:"from"`
+	Data sfu.RoomData `json:"data"`
+}
+
+// dataOut publishes a local participant's message for the other nodes.
+func (b *bridge) dataOut(room string, m sfu.RoomData) {
+	msg, err := json.Marshal(dataMsg{From: b.n.cfg.NodeID, Data: m})
+	if err != nil {
+		return
+	}
+	if err := b.n.publish(dataSubject(key(room)), msg); err != nil {
+		b.log.Debug("room data not relayed", zap.String("room", room), zap.Error(err))
+	}
+}
+
+// dataIn delivers another node's message here.
+func (b *bridge) dataIn(msg *nats.Msg) {
+	var m dataMsg
+	if err := json.Unmarshal(msg.Data, &m); err != nil || m.From == b.n.cfg.NodeID {
+		return
+	}
+	room, err := unkey(strings.TrimPrefix(msg.Subject, dataSubject("")))
+	if err != nil {
+		return
+	}
+	b.rooms.DeliverData(room, m.Data)
 }

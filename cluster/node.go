@@ -157,6 +157,7 @@ func Start(cfg Config, rooms *sfu.Rooms, log *zap.Logger) (*Node, error) {
 		n.trunkEP = ep
 		n.trunkAddr = trunkAddress(cfg, ep.Addr().Port)
 		n.bridge = newBridge(n, ep)
+		rooms.SetDataBridge(n.bridge.dataOut)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -246,6 +247,9 @@ func (n *Node) connect() error {
 			}
 		}); err != nil {
 			return fmt.Errorf("cluster: subscribe to demand: %w", err)
+		}
+		if _, err := nc.Subscribe(dataSubject("*"), n.bridge.dataIn); err != nil {
+			return fmt.Errorf("cluster: subscribe to room data: %w", err)
 		}
 	}
 	return nil

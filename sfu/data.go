@@ -14,9 +14,31 @@ import (
 // SetDataLimits sets the limits of room data; call it before the first Join.
 func (rs *Rooms) SetDataLimits(l DataLimits) { rs.dataLimits = l.withDefaults() }
 
+// SetDataBridge sets where the rooms' data messages for participants on
+// other nodes go (a cluster); call it before the first Join.
+func (rs *Rooms) SetDataBridge(out func(room string, m RoomData)) { rs.dataOut = out }
+
+// DeliverData hands a data message from another node to room's
+// participants here.
+func (rs *Rooms) DeliverData(room string, m RoomData) {
+	if r, err := rs.room(room); err == nil {
+		r.data.receiveRemote(m)
+	}
+}
+
 // newRoomData is the data relay of room r.
 func newRoomData(r *Room) *dataRelay {
-	return newDataRelay(r.rooms.dataLimits, r.dataPorts)
+	d := newDataRelay(r.rooms.dataLimits, r.dataPorts)
+	if out := r.rooms.dataOut; out != nil {
+		d.out = func(m RoomData) { out(r.name, m) }
+		d.remote = func(id string) bool {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			_, ok := r.remotes[id]
+			return ok
+		}
+	}
+	return d
 }
 
 // dataPorts are the data ports of everyone in the room.

@@ -90,6 +90,21 @@ type dataRelay struct {
 	history chatLog
 	files   files
 	now     func() time.Time
+	// In a cluster: remote says whether id is a participant of the room on
+	// another node; out, when set, carries a message to the other nodes.
+	remote func(id string) bool
+	out    func(m RoomData)
+}
+
+// RoomData is a data message of a room on its way to the room's other
+// nodes: the encoded message as receivers get it, its recipients (nil:
+// everyone), whether it goes over the lossy channel, whether it is chat
+// for everyone (kept in the history).
+type RoomData struct {
+	Message json.RawMessage `json:"message"`
+	To      []string        `json:"to,omitempty"`
+	Lossy   bool            `json:"lossy,omitempty"`
+	Chat    bool            `json:"chat,omitempty"`
 }
 
 func newDataRelay(l DataLimits, peers func() []*dataPort) *dataRelay {
@@ -151,9 +166,13 @@ func (r *dataRelay) receive(from *dataPort, b []byte, text, lossy bool) {
 		return
 	}
 	targets := r.targets(from, to)
-	if to != nil && len(targets) == 0 {
+	elsewhere := r.elsewhere(to)
+	if to != nil && len(targets) == 0 && !elsewhere {
 		from.fail(&dataError{Code: codeBadMessage, Message: "none of the recipients is in the room", Ref: out.ID})
 		return
+	}
+	if elsewhere && r.out != nil {
+		r.out(RoomData{Message: enc, To: to, Lossy: lossy, Chat: in.Type == "chat" && to == nil})
 	}
 	if lossy {
 		for _, t := range targets {
@@ -168,6 +187,39 @@ func (r *dataRelay) receive(from *dataPort, b []byte, text, lossy bool) {
 		targets = append(targets, from) // the sender's copy, with id and time
 	}
 	r.deliver(enc, out.ID, from, targets)
+}
+
+// elsewhere says whether a message to ids (nil: everyone) has recipients
+// on other nodes; always for everyone, as the other nodes decide.
+func (r *dataRelay) elsewhere(ids []string) bool {
+	if r.remote == nil {
+		return false
+	}
+	if ids == nil {
+		return true
+	}
+	for _, id := range ids {
+		if r.remote(id) {
+			return true
+		}
+	}
+	return false
+}
+
+// receiveRemote delivers a message from a participant on another node to
+// its recipients here.
+func (r *dataRelay) receiveRemote(m RoomData) {
+	targets := r.targets(nil, m.To)
+	if m.Lossy {
+		for _, t := range targets {
+			t.sendLossy(m.Message)
+		}
+		return
+	}
+	if m.Chat {
+		r.history.add(m.Message)
+	}
+	r.deliver(m.Message, "", nil, targets)
 }
 
 // deliver queues enc (message id) to targets; a receiver too slow for it

@@ -37,6 +37,8 @@ type Rooms struct {
 	dataLimits DataLimits
 	// observer is told the rooms' events (admin.go); nil: none.
 	observer Observer
+	// dataOut carries data messages to other nodes (data.go); nil: none.
+	dataOut func(room string, m RoomData)
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.

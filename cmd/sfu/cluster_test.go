@@ -607,6 +607,23 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 		}
 		return true
 	})
+	// Chat crosses the nodes: everyone gets p0's message, once.
+	for _, c := range append(clients, viewer) {
+		select {
+		case <-c.DataOpen():
+		case <-ctx.Done():
+			t.Fatal("a data channel did not open")
+		}
+	}
+	if err := clients[0].SendData(map[string]string{"type": "chat", "text": "hello from " + clients[0].Node}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range append(clients[1:], viewer) {
+		if err := waitChat(ctx, c, "hello from "+clients[0].Node); err != nil {
+			t.Fatalf("%s on %s: %v", c.ID, c.Node, err)
+		}
+	}
+
 	// One copy per demanded layer: audio and video of each node's one
 	// publisher to each other node, whatever the number of subscribers.
 	for _, n := range nodes {
@@ -761,6 +778,22 @@ func waitLeft(ctx context.Context, c *client.Client, id string, limit time.Durat
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("no participant-left for %s within %v", id, limit)
+		}
+	}
+}
+
+// waitChat waits for a chat message with text to reach c.
+func waitChat(ctx context.Context, c *client.Client, text string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		select {
+		case m := <-c.DataMessages():
+			if m.Type == "chat" && m.Text == text {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("no chat %q", text)
 		}
 	}
 }

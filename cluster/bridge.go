@@ -420,7 +420,7 @@ func (b *bridge) track(in *roomIn, room, node, owner string, t Track) {
 	}
 	kind := webrtc.NewRTPCodecType(t.Kind)
 	rt, err := b.rooms.PublishRemote(room, sfu.TrackInfo{ID: t.ID, Participant: owner, Kind: kind, Codec: t.Codec,
-		Source: t.Source, Muted: t.Muted}, sources, func(ssrc uint32) { _ = peer.RequestKeyframe(ssrc) })
+		Source: t.Source, Muted: t.Muted}, sources, t.LevelExt, func(ssrc uint32) { _ = peer.RequestKeyframe(ssrc) })
 	if err != nil {
 		for _, s := range ti.streams {
 			_ = s.Close()

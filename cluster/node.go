@@ -675,6 +675,9 @@ func (n *Node) roster(room string) Roster {
 			rt := Track{ID: t.ID, Kind: t.Kind.String(), Codec: t.Codec, Source: t.Source, Layers: t.Layers, Muted: t.Muted}
 			if n.bridge != nil {
 				rt.SSRC = n.bridge.base(room, t.ID)
+				if lt, ok := n.rooms.LocalTrack(room, t.ID); ok {
+					rt.LevelExt = lt.AudioLevelExt()
+				}
 			}
 			rp.Tracks = append(rp.Tracks, rt)
 		}

@@ -59,6 +59,8 @@ type Track struct {
 	Muted  bool     `json:"muted,omitempty"`
 	// SSRC is the trunk SSRC of the track's lowest layer; layer i is SSRC+i.
 	SSRC uint32 `json:"ssrc,omitempty"`
+	// LevelExt is the audio level extension's id in the packets (0: none).
+	LevelExt uint8 `json:"levelExt,omitempty"`
 }
 
 // Timing of leases. A lease younger than freshness is trusted for

@@ -94,7 +94,11 @@ type RemoteTrack struct {
 // keyframe asks the publisher's node for a keyframe on the layer whose
 // source has the given SSRC. The track ends when its sources do, or with
 // Unpublish.
-func (rs *Rooms) PublishRemote(room string, info TrackInfo, sources []LayerSource, keyframe func(ssrc uint32)) (*RemoteTrack, error) {
+//
+// levelExt is the audio level extension's id in the packets (0: none), as
+// the track's node numbered it: the packets cross unchanged, so the room
+// here ranks the remote speaker as its own.
+func (rs *Rooms) PublishRemote(room string, info TrackInfo, sources []LayerSource, levelExt uint8, keyframe func(ssrc uint32)) (*RemoteTrack, error) {
 	params, ok := rtc.CodecParameters(info.Codec)
 	if !ok {
 		return nil, fmt.Errorf("codec %q is not one this server forwards", info.Codec)
@@ -114,6 +118,9 @@ func (rs *Rooms) PublishRemote(room string, info TrackInfo, sources []LayerSourc
 	info.Layers = nil
 	t := newTrack(info, "", params, writeRTCP, rs.log.With(zap.String("track", info.ID), zap.Bool("remote", true)))
 	t.muted.Store(info.Muted)
+	if info.Kind == webrtc.RTPCodecTypeAudio && levelExt > 0 && levelExt < 15 {
+		t.levelExt = levelExt
+	}
 	var layers []*layer
 	for _, src := range sources {
 		if l, ok := t.addLayer(src); ok {
@@ -260,6 +267,10 @@ func (lt LocalTrack) SetRemoteDemand(node string, layers int) {
 		t.remoteDemand[node] = layers
 	}
 }
+
+// AudioLevelExt is the id of the audio level extension in the track's
+// packets, 0 for none.
+func (lt LocalTrack) AudioLevelExt() uint8 { return lt.t.levelExt }
 
 // RequestKeyframe asks the publisher for a keyframe on a layer.
 func (lt LocalTrack) RequestKeyframe(layer int) { lt.t.RequestKeyframe(layer) }

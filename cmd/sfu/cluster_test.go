@@ -589,7 +589,9 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	ids := map[string]bool{}
 	var clients []*client.Client
 	for i, n := range nodes {
-		c, _ := joinCluster(ctx, t, api, n.ws(), "wide", fmt.Sprintf("p%d", i), opts)
+		o := opts
+		o.Speaking = i == 0
+		c, _ := joinCluster(ctx, t, api, n.ws(), "wide", fmt.Sprintf("p%d", i), o)
 		byNode[c.Node] = c
 		ids[c.ID] = true
 		clients = append(clients, c)
@@ -620,6 +622,13 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	}
 	for _, c := range append(clients[1:], viewer) {
 		if err := waitChat(ctx, c, "hello from "+clients[0].Node); err != nil {
+			t.Fatalf("%s on %s: %v", c.ID, c.Node, err)
+		}
+	}
+
+	// p0 speaks: the others, on other nodes, see it ranked first.
+	for _, c := range clients[1:] {
+		if err := waitSpeaker(ctx, c, clients[0].ID); err != nil {
 			t.Fatalf("%s on %s: %v", c.ID, c.Node, err)
 		}
 	}
@@ -794,6 +803,22 @@ func waitChat(ctx context.Context, c *client.Client, text string) error {
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("no chat %q", text)
+		}
+	}
+}
+
+// waitSpeaker waits for c to be told that id is the loudest speaker.
+func waitSpeaker(ctx context.Context, c *client.Client, id string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		select {
+		case m := <-c.Messages:
+			if m.Type == "speakers" && len(m.Speakers) > 0 && m.Speakers[0].Participant == id {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("%s never ranked first among the speakers", id)
 		}
 	}
 }

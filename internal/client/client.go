@@ -23,6 +23,7 @@ import (
 	"github.com/pion/interceptor/pkg/twcc"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
+	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -46,6 +47,9 @@ type Options struct {
 	// Avoid, in the join, names a cluster node the client could not reach;
 	// Ticket is what a redirect gave (RedirectError).
 	Avoid, Ticket string
+	// Speaking marks every audio packet as loud voice (RFC 6464 level 20
+	// dBov), so that the server ranks the client among the speakers.
+	Speaking bool
 	// Drop discards this fraction of the received packets after the
 	// interceptors saw them and before they are counted: a known impairment
 	// for testing the measurements.
@@ -76,6 +80,8 @@ type Message struct {
 	Width  int    `json:"width,omitempty"`
 	Height int    `json:"height,omitempty"`
 	Layer  string `json:"layer,omitempty"`
+	// speakers
+	Speakers []Speaker `json:"speakers,omitempty"`
 	// publish-layers
 	TrackID string   `json:"trackId,omitempty"`
 	Mid     string   `json:"mid,omitempty"`
@@ -86,6 +92,12 @@ type Message struct {
 type Participant struct {
 	ID   string `json:"id"`
 	Name string `json:"name"`
+}
+
+// Speaker is one active speaker of a speakers message.
+type Speaker struct {
+	Participant string  `json:"participant"`
+	Level       float64 `json:"level"`
 }
 
 // Track as in the protocol.
@@ -108,7 +120,9 @@ type Client struct {
 	video    []*layer // one per simulcast layer
 	videoMid atomic.Pointer[string]
 	audio    *webrtc.TrackLocalStaticRTP
-	keyframe atomic.Bool // a keyframe was asked for
+	// audioSender is the audio's sender, for its negotiated extensions.
+	audioSender *webrtc.RTPSender
+	keyframe    atomic.Bool // a keyframe was asked for
 
 	pubUp, subUp chan struct{} // closed when each PeerConnection first connects
 	gone         chan struct{} // closed when the signaling connection ends
@@ -199,6 +213,10 @@ func NewAPI(opts ...APIOption) (*webrtc.API, error) {
 	}
 	me := &webrtc.MediaEngine{}
 	if err := me.RegisterDefaultCodecs(); err != nil {
+		return nil, err
+	}
+	// Audio levels (RFC 6464), which the client sends with Options.Speaking.
+	if err := me.RegisterHeaderExtension(webrtc.RTPHeaderExtensionCapability{URI: sdp.AudioLevelURI}, webrtc.RTPCodecTypeAudio); err != nil {
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
@@ -326,6 +344,7 @@ func (c *Client) publish() error {
 	if err != nil {
 		return err
 	}
+	c.audioSender = audio.Sender()
 	c.wg.Add(2)
 	go c.readPublisherRTCP(video.Sender(), c.video)
 	go c.readPublisherRTCP(audio.Sender(), nil)

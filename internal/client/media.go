@@ -284,10 +284,26 @@ func (c *Client) sendAudio() {
 		}
 		putStamp(payload, time.Now().UnixNano())
 		pkt := rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: sn, Timestamp: ts}, Payload: payload}
+		if c.opts.Speaking {
+			if id := c.audioLevelID(); id != 0 {
+				_ = pkt.Header.SetExtension(id, []byte{0x80 | 20}) // voice, -20 dBov
+			}
+		}
 		sn++
 		ts += 960
 		if err := c.audio.WriteRTP(&pkt); err != nil {
 			return
 		}
 	}
+}
+
+// audioLevelID is the negotiated id of the audio level extension, 0 before
+// negotiation or without it.
+func (c *Client) audioLevelID() uint8 {
+	for _, e := range c.audioSender.GetParameters().HeaderExtensions {
+		if e.URI == sdp.AudioLevelURI {
+			return uint8(e.ID)
+		}
+	}
+	return 0
 }

@@ -580,3 +580,35 @@ func (b *bridge) dataIn(msg *nats.Msg) {
 	}
 	b.rooms.DeliverData(room, m.Data)
 }
+
+// Moderation of a participant on another node, and the end of a room,
+// cross over NATS as room data does; the target's node applies it.
+
+func moderationSubject(roomKey string) string { return "switchboard.moderate." + roomKey }
+
+type moderationMsg struct {
+	From string               `json:"from"`
+	Do   sfu.RemoteModeration `json:"do"`
+}
+
+func (b *bridge) moderationOut(room string, m sfu.RemoteModeration) {
+	msg, err := json.Marshal(moderationMsg{From: b.n.cfg.NodeID, Do: m})
+	if err != nil {
+		return
+	}
+	if err := b.n.publish(moderationSubject(key(room)), msg); err != nil {
+		b.log.Warn("moderation not passed on", zap.String("room", room), zap.String("action", m.Action), zap.Error(err))
+	}
+}
+
+func (b *bridge) moderationIn(msg *nats.Msg) {
+	var m moderationMsg
+	if err := json.Unmarshal(msg.Data, &m); err != nil || m.From == b.n.cfg.NodeID {
+		return
+	}
+	room, err := unkey(strings.TrimPrefix(msg.Subject, moderationSubject("")))
+	if err != nil {
+		return
+	}
+	b.rooms.Moderate(room, m.Do)
+}

@@ -158,6 +158,7 @@ func Start(cfg Config, rooms *sfu.Rooms, log *zap.Logger) (*Node, error) {
 		n.trunkAddr = trunkAddress(cfg, ep.Addr().Port)
 		n.bridge = newBridge(n, ep)
 		rooms.SetDataBridge(n.bridge.dataOut)
+		rooms.SetModerationBridge(n.bridge.moderationOut)
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -250,6 +251,9 @@ func (n *Node) connect() error {
 		}
 		if _, err := nc.Subscribe(dataSubject("*"), n.bridge.dataIn); err != nil {
 			return fmt.Errorf("cluster: subscribe to room data: %w", err)
+		}
+		if _, err := nc.Subscribe(moderationSubject("*"), n.bridge.moderationIn); err != nil {
+			return fmt.Errorf("cluster: subscribe to moderation: %w", err)
 		}
 	}
 	return nil

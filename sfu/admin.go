@@ -105,7 +105,7 @@ func (rs *Rooms) participant(room, id string) (*Participant, error) {
 func (rs *Rooms) Remove(room, id, reason string) error {
 	p, err := rs.participant(room, id)
 	if err != nil {
-		return err
+		return rs.moderateElsewhere(room, RemoteModeration{Action: "remove", Target: id, Reason: reason, By: ServerModerator}, err)
 	}
 	p.log.Info("removed by the server's API", zap.String("reason", reason))
 	p.room.leave(p, withReason(ErrRemoved, reason))
@@ -117,7 +117,7 @@ func (rs *Rooms) Remove(room, id, reason string) error {
 func (rs *Rooms) Mute(room, id string, kind webrtc.RTPCodecType) error {
 	p, err := rs.participant(room, id)
 	if err != nil {
-		return err
+		return rs.moderateElsewhere(room, RemoteModeration{Action: "mute", Target: id, Kind: kind.String(), By: ServerModerator}, err)
 	}
 	p.log.Info("muted by the server's API", zap.Stringer("kind", kind))
 	p.mutedBy(kind, ServerModerator)
@@ -131,8 +131,19 @@ func (rs *Rooms) End(room, reason string) error {
 		return err
 	}
 	rs.log.Info("room ended by the server's API", zap.String("room", room), zap.String("reason", reason))
+	_ = r.moderateElsewhere(RemoteModeration{Action: "end-room", Reason: reason, By: ServerModerator}, nil)
 	r.end(reason)
 	return nil
+}
+
+// moderateElsewhere is Room.moderateElsewhere for the API: notHere when
+// the room is not open here either.
+func (rs *Rooms) moderateElsewhere(room string, m RemoteModeration, notHere error) error {
+	r, err := rs.room(room)
+	if err != nil {
+		return notHere
+	}
+	return r.moderateElsewhere(m, notHere)
 }
 
 // SendData sends text to everyone in room as a chat message from the

@@ -48,7 +48,7 @@ func (r *Room) participant(id string) (*Participant, error) {
 func (p *Participant) MuteOther(target string, kind webrtc.RTPCodecType) error {
 	o, err := p.other(target)
 	if err != nil {
-		return err
+		return p.room.moderateElsewhere(RemoteModeration{Action: "mute", Target: target, Kind: kind.String(), By: p.info}, err)
 	}
 	p.log.Info("muted by a moderator", zap.String("target", target), zap.Stringer("kind", kind))
 	o.mutedBy(kind, p.info)
@@ -76,7 +76,7 @@ func (o *Participant) mutedBy(kind webrtc.RTPCodecType, by ParticipantInfo) {
 func (p *Participant) Remove(target, reason string) error {
 	o, err := p.other(target)
 	if err != nil {
-		return err
+		return p.room.moderateElsewhere(RemoteModeration{Action: "remove", Target: target, Reason: reason, By: p.info}, err)
 	}
 	p.log.Info("removed by a moderator", zap.String("target", target), zap.String("reason", reason))
 	o.room.leave(o, withReason(ErrRemoved, reason))
@@ -86,7 +86,67 @@ func (p *Participant) Remove(target, reason string) error {
 // EndRoom removes everyone from p's room, p included, telling each why.
 func (p *Participant) EndRoom(reason string) {
 	p.log.Info("room ended by a moderator", zap.String("reason", reason))
+	_ = p.room.moderateElsewhere(RemoteModeration{Action: "end-room", Reason: reason, By: p.info}, nil)
 	p.room.end(reason)
+}
+
+// RemoteModeration is a moderator's action on a room's participant on
+// another node (a cluster), or on the whole room.
+type RemoteModeration struct {
+	Action string          `json:"action"` // "mute", "remove" or "end-room"
+	Target string          `json:"target,omitempty"`
+	Kind   string          `json:"kind,omitempty"` // "audio" or "video", for mute
+	Reason string          `json:"reason,omitempty"`
+	By     ParticipantInfo `json:"by"`
+}
+
+// SetModerationBridge sets where moderation of participants on other
+// nodes goes; call it before the first Join.
+func (rs *Rooms) SetModerationBridge(out func(room string, m RemoteModeration)) { rs.moderationOut = out }
+
+// moderateElsewhere passes m to the target's node when the target is a
+// remote participant (or m is for the whole room); otherwise it returns
+// notHere, the error of looking for the target here.
+func (r *Room) moderateElsewhere(m RemoteModeration, notHere error) error {
+	out := r.rooms.moderationOut
+	if out == nil {
+		return notHere
+	}
+	if m.Action != "end-room" {
+		r.mu.Lock()
+		_, remote := r.remotes[m.Target]
+		r.mu.Unlock()
+		if !remote {
+			return notHere
+		}
+	}
+	out(r.name, m)
+	return nil
+}
+
+// Moderate applies another node's moderation to room's participants here.
+func (rs *Rooms) Moderate(room string, m RemoteModeration) {
+	r, err := rs.room(room)
+	if err != nil {
+		return
+	}
+	if m.Action == "end-room" {
+		rs.log.Info("room ended by a moderator on another node", zap.String("room", room), zap.String("reason", m.Reason))
+		r.end(m.Reason)
+		return
+	}
+	o, err := r.participant(m.Target)
+	if err != nil {
+		return
+	}
+	switch m.Action {
+	case "mute":
+		o.log.Info("muted by a moderator on another node", zap.String("kind", m.Kind), zap.String("by", m.By.ID))
+		o.mutedBy(webrtc.NewRTPCodecType(m.Kind), m.By)
+	case "remove":
+		o.log.Info("removed by a moderator on another node", zap.String("reason", m.Reason), zap.String("by", m.By.ID))
+		r.leave(o, withReason(ErrRemoved, m.Reason))
+	}
 }
 
 // end removes everyone from r, telling each why.

@@ -39,6 +39,8 @@ type Rooms struct {
 	observer Observer
 	// dataOut carries data messages to other nodes (data.go); nil: none.
 	dataOut func(room string, m RoomData)
+	// moderationOut carries moderation to other nodes (moderate.go).
+	moderationOut func(room string, m RemoteModeration)
 }
 
 // NewRooms returns an empty set of rooms whose PeerConnections come from api.

@@ -110,7 +110,26 @@ type clusterNode struct {
 	logs *lockedBuffer
 }
 
-const clusterPort = "8080"
+const (
+	clusterPort   = "8080"
+	clusterAPIKey = "cluster-test-api-key-0123456789"
+)
+
+// api calls the node's HTTP API and returns the status.
+func (n *clusterNode) api(method, path, body string) int {
+	req, err := http.NewRequest(method, n.base()+path, strings.NewReader(body))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+clusterAPIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
 
 func (n *clusterNode) base() string { return "http://" + n.link.PeerIP + ":" + clusterPort }
 func (n *clusterNode) ws() string   { return "ws://" + n.link.PeerIP + ":" + clusterPort + "/ws" }
@@ -181,6 +200,7 @@ func (n *clusterNode) start() {
 	}
 	argv := n.link.Wrap(bin, n.args...)
 	n.cmd = exec.Command(argv[0], argv[1:]...)
+	n.cmd.Env = append(os.Environ(), "SWITCHBOARD_API_KEY="+clusterAPIKey)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
@@ -663,6 +683,28 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	} else {
 		t.Logf("%s sent %s %.3f packets per packet its publisher sent it", n0.id, n1.id, ratio)
 	}
+	// Moderation through another node's API: p1 is muted, the viewer
+	// removed, each told by its own node.
+	p1 := clients[1]
+	if code := n0.api("POST", "/api/rooms/wide/participants/"+p1.ID+"/mute", `{"kind":"audio"}`); code != http.StatusNoContent {
+		t.Fatalf("mute %s on %s through %s: %d", p1.ID, p1.Node, n0.id, code)
+	}
+	if err := waitType(ctx, p1, "muted"); err != nil {
+		t.Fatalf("%s on %s: %v", p1.ID, p1.Node, err)
+	}
+	via := nodes[0]
+	if viewer.Node == via.id {
+		via = nodes[1]
+	}
+	if code := via.api("DELETE", "/api/rooms/wide/participants/"+viewer.ID, `{"reason":"test"}`); code != http.StatusNoContent {
+		t.Fatalf("remove the viewer on %s through %s: %d", viewer.Node, via.id, code)
+	}
+	select {
+	case <-viewer.Gone():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the viewer on %s, removed through %s, is still connected", viewer.Node, via.id)
+	}
+
 	// A node of the room killed: the others drop its participant within
 	// the lease's 6 s, and a stops relaying to it.
 	victim := nodes[2]
@@ -819,6 +861,22 @@ func waitSpeaker(ctx context.Context, c *client.Client, id string) error {
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("%s never ranked first among the speakers", id)
+		}
+	}
+}
+
+// waitType waits for a message of type typ to reach c.
+func waitType(ctx context.Context, c *client.Client, typ string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		select {
+		case m := <-c.Messages:
+			if m.Type == typ {
+				return nil
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("no %s message", typ)
 		}
 	}
 }

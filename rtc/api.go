@@ -32,6 +32,9 @@ type Config struct {
 	Pace bool
 	// Sockets, when set, carry every peer's ICE traffic (network.go).
 	Sockets *Sockets
+	// NoGSO and NoSendmmsg forbid those send paths (batch.go), for tests
+	// and for a kernel or NIC that misbehaves with them.
+	NoGSO, NoSendmmsg bool
 }
 
 const (
@@ -88,7 +91,19 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 	}
 	se.LoggerFactory = logs
 
-	api := &API{me: me, se: se, pace: cfg.Pace, logs: logs}
+	api := &API{me: me, se: se, pace: cfg.Pace, logs: logs, sendPath: SendGSO}
+	if cfg.NoGSO {
+		api.sendPath = SendMmsg
+	}
+	if cfg.NoSendmmsg {
+		api.sendPath = SendPlain
+	}
+	api.sendPath = api.SendPath()
+	if cfg.Sockets != nil && cfg.Sockets.batcher != nil {
+		api.shared = cfg.Sockets.batcher
+		api.shared.path = api.sendPath // before any connection writes
+	}
+	log.Info("send path", zap.Stringer("path", api.sendPath))
 	// Build one registry now, so that a bad option fails here rather than
 	// at the first connection.
 	if _, err := api.interceptors(&estimator{}); err != nil {

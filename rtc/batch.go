@@ -235,7 +235,9 @@ func (n *batchNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPC
 	if err != nil {
 		return nil, err
 	}
-	if uc, ok := c.(*net.UDPConn); ok {
+	// mDNS's multicast socket carries no media, and x/net's ipv4.PacketConn
+	// that reads it wants the bare *net.UDPConn.
+	if uc, ok := c.(*net.UDPConn); ok && (laddr == nil || !laddr.IP.IsMulticast()) {
 		return NewBatchConn(uc, n.b), nil
 	}
 	return c, nil
@@ -252,22 +254,25 @@ func (n *batchNet) ListenPacket(network, address string) (net.PacketConn, error)
 	return c, nil
 }
 
-// SendPathCollector exports the send path as switchboard_send_path{path},
-// 1 for the one in use.
-func SendPathCollector() prometheus.Collector {
+// SendPathCollector exports the API's send path as
+// switchboard_send_path{path}, 1 for the one in use.
+func (a *API) SendPathCollector() prometheus.Collector {
 	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "switchboard_send_path",
 		Help: "How media datagrams are handed to the kernel (1 for the path in use): gso, sendmmsg or plain.",
 	}, []string{"path"})
-	return sendPathCollector{g}
+	return sendPathCollector{g, a}
 }
 
-type sendPathCollector struct{ g *prometheus.GaugeVec }
+type sendPathCollector struct {
+	g   *prometheus.GaugeVec
+	api *API
+}
 
 func (c sendPathCollector) Describe(ch chan<- *prometheus.Desc) { c.g.Describe(ch) }
 
 func (c sendPathCollector) Collect(ch chan<- prometheus.Metric) {
-	now := KernelSendPath()
+	now := c.api.SendPath()
 	for _, p := range []SendPath{SendGSO, SendMmsg, SendPlain} {
 		v := 0.0
 		if p == now {

@@ -53,22 +53,39 @@ type API struct {
 	se   webrtc.SettingEngine
 	pace bool
 	logs zapLoggerFactory
+	// shared batches the single UDP port's writes; nil in port-range
+	// mode, where each connection's sockets get a Batcher of their own.
+	shared   *Batcher
+	sendPath SendPath
 }
 
-// NewPeerConnection makes a PeerConnection and returns its estimator.
-func (a *API) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConnection, Estimator, error) {
+// NewPeerConnection makes a PeerConnection and returns its estimator and
+// the Batcher its UDP writes go through: a forwarding pass holds it.
+func (a *API) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConnection, Estimator, *Batcher, error) {
 	est := &estimator{}
 	ir, err := a.interceptors(est)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
+	}
+	se, b := a.se, a.shared
+	if b == nil {
+		b = NewBatcher(a.sendPath)
+		n, err := newBatchNet(b)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		se.SetNet(n)
 	}
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(a.me), webrtc.WithInterceptorRegistry(ir),
-		webrtc.WithSettingEngine(a.se)).NewPeerConnection(cfg)
+		webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return pc, est, nil
+	return pc, est, b, nil
 }
+
+// SendPath is how the API's connections hand datagrams to the kernel.
+func (a *API) SendPath() SendPath { return min(a.sendPath, KernelSendPath()) }
 
 // heavyLoss is the loss share above which a link counts as congested
 // (GCC's loss controller also starts cutting there).

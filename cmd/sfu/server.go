@@ -29,15 +29,16 @@ import (
 
 // server is the wired-up SFU: tests start it in-process.
 type server struct {
-	cfg     Config
-	log     *zap.Logger
-	sockets *rtc.Sockets // nil in port-range mode
-	relay   *relay.Server
-	rooms   *sfu.Rooms
-	signal  *sig.Handler
-	http    *http.Server
-	tls     *tls.Config     // nil without tls.cert
-	hooks   *webhook.Sender // nil without webhooks.urls
+	cfg      Config
+	log      *zap.Logger
+	sockets  *rtc.Sockets // nil in port-range mode
+	sendPath prometheus.Collector
+	relay    *relay.Server
+	rooms    *sfu.Rooms
+	signal   *sig.Handler
+	http     *http.Server
+	tls      *tls.Config     // nil without tls.cert
+	hooks    *webhook.Sender // nil without webhooks.urls
 
 	ready    atomic.Bool
 	draining atomic.Bool
@@ -73,6 +74,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 		return nil, err
 	}
 	s.rooms = sfu.NewRooms(rtcAPI, log)
+	s.sendPath = rtcAPI.SendPathCollector()
 	perSecond := c.Data.MessagesPerSecond
 	if perSecond == 0 {
 		perSecond = -1 // no limit
@@ -146,7 +148,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	if s.hooks != nil {
 		reg.MustRegister(s.hooks)
 	}
-	reg.MustRegister(s.rooms, s.signal, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(s.rooms, s.signal, s.sendPath, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if c.HTTP.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -28,8 +27,6 @@ type Config struct {
 	PublicIP string
 	// Loopback also gathers 127.0.0.1 candidates, for tests on one machine.
 	Loopback bool
-	// Pace sends each subscriber's packets through GCC's leaky-bucket pacer.
-	Pace bool
 	// Sockets, when set, carry every peer's ICE traffic (network.go).
 	Sockets *Sockets
 	// NoGSO and NoSendmmsg forbid those send paths (batch.go), for tests
@@ -52,8 +49,8 @@ const (
 
 // NewAPI builds the one API that makes every PeerConnection.
 //
-// Interceptors: a GCC bandwidth estimator per connection (API.NewPeerConnection
-// returns it) fed by the subscriber's TWCC feedback; the NACK generator and TWCC feedback serve the upstream (the
+// Interceptors: a link monitor per connection (API.NewPeerConnection
+// returns it as the Estimator) fed by the subscriber's TWCC feedback; the NACK generator and TWCC feedback serve the upstream (the
 // browser's own retransmissions and congestion control work against us);
 // the TWCC header extension marks every downstream packet so subscribers'
 // feedback can drive a bandwidth estimate; RTCP reports run both ways. There
@@ -91,7 +88,7 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 	}
 	se.LoggerFactory = logs
 
-	api := &API{me: me, se: se, pace: cfg.Pace, logs: logs, sendPath: SendGSO}
+	api := &API{me: me, se: se, logs: logs, sendPath: SendGSO}
 	if cfg.NoGSO {
 		api.sendPath = SendMmsg
 	}
@@ -133,14 +130,9 @@ func (a *API) interceptors(est *estimator) (*interceptor.Registry, error) {
 		report.WithSenderLoggerFactory(a.logs)); err != nil {
 		return nil, err
 	}
-	// The estimator must see each packet after the TWCC header extension
-	// interceptor numbered it, so it is registered first (innermost).
-	congestion, err := newCongestionController(a.pace, a.logs)
-	if err != nil {
-		return nil, err
-	}
-	congestion.OnNewPeerConnection(func(_ string, g cc.BandwidthEstimator) { est.gcc = g })
-	ir.Add(congestion)
+	// The link monitor must see each packet after the TWCC header
+	// extension interceptor numbered it, so it is registered first
+	// (innermost).
 	ir.Add(&monitorFactory{onNew: func(m *linkMonitor) { est.link = m }})
 	hdr, err := twcc.NewHeaderExtensionInterceptor()
 	if err != nil {

@@ -73,7 +73,10 @@ type Batcher struct {
 	holds int
 	q     []queued
 	slots [][]byte // q[i].b lives in slots[i]
-	sc    sendScratch
+	// grouped and taken are group's scratch.
+	grouped []queued
+	taken   [maxQueued]bool
+	sc      sendScratch
 }
 
 type queued struct {
@@ -123,6 +126,9 @@ func (b *Batcher) Release() {
 // in the order they were written.
 func (b *Batcher) flushLocked() {
 	q := b.q
+	if b.Path() == SendGSO && len(q) > 2 {
+		q = b.group(q)
+	}
 	for len(q) > 0 {
 		n := 1
 		for n < len(q) && q[n].c == q[0].c {
@@ -138,7 +144,31 @@ func (b *Batcher) flushLocked() {
 		q = q[n:]
 	}
 	clear(b.q) // drop the conn pointers of closed conns
-	b.q = b.q[:0]
+	clear(b.grouped)
+	b.q, b.grouped = b.q[:0], b.grouped[:0]
+}
+
+// group reorders q so that each destination's datagrams are consecutive,
+// keeping their order: a pass over many subscribers of one socket writes
+// theirs interleaved, and only consecutive ones make a GSO message. The
+// order between destinations is no one's concern.
+func (b *Batcher) group(q []queued) []queued {
+	out := b.grouped[:0]
+	taken := b.taken[:len(q)]
+	clear(taken)
+	for i := range q {
+		if taken[i] {
+			continue
+		}
+		for j := i; j < len(q); j++ {
+			if !taken[j] && q[j].c == q[i].c && q[j].to == q[i].to {
+				taken[j] = true
+				out = append(out, q[j])
+			}
+		}
+	}
+	b.grouped = out
+	return out
 }
 
 // queue copies p into the next slot; the caller holds mu.

@@ -26,6 +26,10 @@ type fanout struct {
 	jobs []chan fanoutJob
 	wg   sync.WaitGroup
 	held []*rtc.Batcher // the open pass's
+	// heldFor is the down-track list held last: a pass's packets usually
+	// go to the same one.
+	heldFor  **DownTrack
+	passOpen bool
 }
 
 type fanoutJob struct {
@@ -33,15 +37,34 @@ type fanoutJob struct {
 	pkt   *packet
 }
 
-// write forwards pkt to every down-track in downs, in a pass of its own.
+// write forwards pkt to every down-track in downs, in the open pass or,
+// without one, a pass of its own.
 func (f *fanout) write(pkt *packet, downs []*DownTrack) {
+	if f.passOpen {
+		f.hold(downs)
+		f.writeHeld(pkt, downs)
+		return
+	}
 	f.hold(downs)
 	f.writeHeld(pkt, downs)
 	f.release()
 }
 
-// hold opens a pass over downs' batchers.
+// open starts a pass that spans the packets written until close.
+func (f *fanout) open() { f.passOpen = true }
+
+// close ends the pass: what it wrote leaves now.
+func (f *fanout) close() {
+	f.passOpen = false
+	f.release()
+}
+
+// hold holds downs' batchers for the pass.
 func (f *fanout) hold(downs []*DownTrack) {
+	if len(downs) == 0 || (len(f.held) > 0 && &downs[0] == f.heldFor) {
+		return // the same subscribers as the pass's last packet
+	}
+	f.heldFor = &downs[0]
 	for _, d := range downs {
 		b := d.subscriber.batch
 		// Single-port mode: every subscriber shares one; hold it once.
@@ -59,7 +82,7 @@ func (f *fanout) release() {
 		b.Release()
 		f.held[i] = nil
 	}
-	f.held = f.held[:0]
+	f.held, f.heldFor = f.held[:0], nil
 }
 
 func (f *fanout) writeHeld(pkt *packet, downs []*DownTrack) {

@@ -19,7 +19,7 @@ func TestNewPeerConnectionEstimators(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			pc, est, _, err := api.NewPeerConnection(webrtc.Configuration{})
+			pc, est, _, err := api.NewSubscriber(webrtc.Configuration{})
 			if err != nil {
 				t.Error(err)
 				return

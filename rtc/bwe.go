@@ -52,11 +52,23 @@ type API struct {
 	sendPath SendPath
 }
 
-// NewPeerConnection makes a PeerConnection and returns its estimator and
-// the Batcher its UDP writes go through: a forwarding pass holds it.
-func (a *API) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConnection, Estimator, *Batcher, error) {
+// NewPublisher makes the PeerConnection a participant publishes on: it
+// receives media and sends only RTCP, unbatched.
+func (a *API) NewPublisher(cfg webrtc.Configuration) (*webrtc.PeerConnection, error) {
+	ir, err := a.interceptors(nil, false)
+	if err != nil {
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(a.me), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(a.se)).NewPeerConnection(cfg)
+}
+
+// NewSubscriber makes the PeerConnection a participant receives on, and
+// returns its estimator and the Batcher its UDP writes go through: a
+// forwarding pass holds it.
+func (a *API) NewSubscriber(cfg webrtc.Configuration) (*webrtc.PeerConnection, Estimator, *Batcher, error) {
 	est := &estimator{}
-	ir, err := a.interceptors(est)
+	ir, err := a.interceptors(est, true)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -80,10 +80,10 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 	}
 	p.log = log.With(zap.String("room", room.name), zap.String("participant", p.info.ID))
 	var err error
-	if p.pub, _, _, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.pub, err = api.NewPublisher(webrtc.Configuration{}); err != nil {
 		return nil, fmt.Errorf("publisher peer connection: %w", err)
 	}
-	if p.sub, p.bwe, p.batch, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.sub, p.bwe, p.batch, err = api.NewSubscriber(webrtc.Configuration{}); err != nil {
 		_ = p.pub.Close()
 		return nil, fmt.Errorf("subscriber peer connection: %w", err)
 	}

@@ -869,6 +869,10 @@ func (n *Node) Origins() []string {
 	return out
 }
 
+// Ready is closed once the registry has been set up (for the embedded
+// NATS, a few milliseconds after Start); until then every join stays here.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
 // OnNodeGone sets what is told each node whose lease lapsed.
 func (n *Node) OnNodeGone(f func(node string)) { n.onGone.Store(&f) }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/pion/dtls/v3"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/interceptor/pkg/report"
 	"github.com/pion/interceptor/pkg/twcc"
@@ -29,10 +28,11 @@ type Config struct {
 	PublicIP string
 	// Loopback also gathers 127.0.0.1 candidates, for tests on one machine.
 	Loopback bool
-	// Pace sends each subscriber's packets through GCC's leaky-bucket pacer.
-	Pace bool
 	// Sockets, when set, carry every peer's ICE traffic (network.go).
 	Sockets *Sockets
+	// NoGSO and NoSendmmsg forbid those send paths (batch.go), for tests
+	// and for a kernel or NIC that misbehaves with them.
+	NoGSO, NoSendmmsg bool
 }
 
 const (
@@ -50,11 +50,13 @@ const (
 
 // NewAPI builds the one API that makes every PeerConnection.
 //
-// Interceptors: a GCC bandwidth estimator per connection (API.NewPeerConnection
-// returns it) fed by the subscriber's TWCC feedback; the NACK generator and TWCC feedback serve the upstream (the
-// browser's own retransmissions and congestion control work against us);
-// the TWCC header extension marks every downstream packet so subscribers'
-// feedback can drive a bandwidth estimate; RTCP reports run both ways. There
+// Interceptors (see interceptors): a link monitor per subscriber connection
+// (API.NewSubscriber returns it as the Estimator) fed by the subscriber's
+// TWCC feedback; the NACK generator and TWCC feedback serve the upstream
+// (the browser's own retransmissions and congestion control work against
+// us); the TWCC header extension marks every downstream packet so
+// subscribers' feedback can drive a bandwidth estimate; receiver reports
+// go upstream and sender reports downstream. There
 // is deliberately no NACK responder: downstream NACKs are answered by the SFU
 // from one cache per published track instead of a copy of every packet per
 // subscriber.
@@ -89,21 +91,56 @@ func NewAPI(cfg Config, log *zap.Logger) (*API, error) {
 	}
 	se.LoggerFactory = logs
 
-	api := &API{me: me, se: se, pace: cfg.Pace, logs: logs}
-	// Build one registry now, so that a bad option fails here rather than
-	// at the first connection.
-	if _, err := api.interceptors(&estimator{}); err != nil {
-		return nil, err
+	api := &API{me: me, se: se, logs: logs, sendPath: SendGSO}
+	if cfg.NoGSO {
+		api.sendPath = SendMmsg
+	}
+	if cfg.NoSendmmsg {
+		api.sendPath = SendPlain
+	}
+	api.sendPath = api.SendPath()
+	if cfg.Sockets != nil && cfg.Sockets.batcher != nil {
+		api.shared = cfg.Sockets.batcher
+		api.shared.path = api.sendPath // before any connection writes
+	}
+	log.Info("send path", zap.Stringer("path", api.sendPath))
+	// Build the registries now, so that a bad option fails here rather
+	// than at the first connection.
+	for _, subscriber := range []bool{false, true} {
+		if _, err := api.interceptors(&estimator{}, subscriber); err != nil {
+			return nil, err
+		}
 	}
 	return api, nil
 }
 
-// interceptors builds one connection's interceptor registry, whose
-// bandwidth estimator and link monitor are handed to est as they are made.
-// Per connection, so that each connection's estimator is known to be its
-// own without serializing their creation.
-func (a *API) interceptors(est *estimator) (*interceptor.Registry, error) {
+// interceptors builds one connection's interceptor registry. A publisher
+// connection only receives media: it asks for lost packets, reports
+// reception and sends TWCC feedback. A subscriber connection only sends:
+// sender reports, TWCC numbering, and the link monitor, which is handed to
+// est. Each side leaves out the other's, so that nothing reads the
+// subscribers' RTCP for sender reports that never come, nor numbers
+// packets that are never sent. Per connection, so that each connection's
+// estimator is known to be its own without serializing their creation.
+func (a *API) interceptors(est *estimator, subscriber bool) (*interceptor.Registry, error) {
 	ir := &interceptor.Registry{}
+	if subscriber {
+		sr, err := report.NewSenderInterceptor(report.WithSenderLoggerFactory(a.logs))
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(sr)
+		// The link monitor must see each packet after the TWCC header
+		// extension interceptor numbered it, so it is registered first
+		// (innermost).
+		ir.Add(&monitorFactory{onNew: func(m *linkMonitor) { est.link = m }})
+		hdr, err := twcc.NewHeaderExtensionInterceptor()
+		if err != nil {
+			return nil, err
+		}
+		ir.Add(hdr)
+		return ir, nil
+	}
 	// Publishers' lost packets are asked for every 20 ms rather than Pion's
 	// 100 ms: a frame waits for its missing packet, and at 100 ms the wait
 	// alone makes a 20 fps viewer count a freeze. The browser answers one
@@ -114,25 +151,11 @@ func (a *API) interceptors(est *estimator) (*interceptor.Registry, error) {
 		return nil, err
 	}
 	ir.Add(gen)
-	if err := webrtc.ConfigureRTCPReportsWithOptions(ir,
-		[]report.ReceiverOption{report.WithReceiverLoggerFactory(a.logs)},
-		report.WithSenderLoggerFactory(a.logs)); err != nil {
-		return nil, err
-	}
-	// The estimator must see each packet after the TWCC header extension
-	// interceptor numbered it, so it is registered first (innermost).
-	congestion, err := newCongestionController(a.pace, a.logs)
+	rr, err := report.NewReceiverInterceptor(report.WithReceiverLoggerFactory(a.logs))
 	if err != nil {
 		return nil, err
 	}
-	congestion.OnNewPeerConnection(func(_ string, g cc.BandwidthEstimator) { est.gcc = g })
-	ir.Add(congestion)
-	ir.Add(&monitorFactory{onNew: func(m *linkMonitor) { est.link = m }})
-	hdr, err := twcc.NewHeaderExtensionInterceptor()
-	if err != nil {
-		return nil, err
-	}
-	ir.Add(hdr)
+	ir.Add(rr)
 	fb, err := twcc.NewSenderInterceptor(twcc.SendInterval(100*time.Millisecond), twcc.WithLoggerFactory(a.logs))
 	if err != nil {
 		return nil, err

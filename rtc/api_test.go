@@ -19,7 +19,7 @@ func TestNewPeerConnectionEstimators(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			pc, est, err := api.NewPeerConnection(webrtc.Configuration{})
+			pc, est, _, err := api.NewSubscriber(webrtc.Configuration{})
 			if err != nil {
 				t.Error(err)
 				return
@@ -29,14 +29,14 @@ func TestNewPeerConnectionEstimators(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	gccs, links := map[any]bool{}, map[*linkMonitor]bool{}
+	links := map[*linkMonitor]bool{}
 	for i, e := range ests {
-		if e == nil || e.gcc == nil || e.link == nil {
-			t.Fatalf("connection %d: estimator %+v, want GCC and a link monitor", i, e)
+		if e == nil || e.link == nil {
+			t.Fatalf("connection %d: estimator %+v, want a link monitor", i, e)
 		}
-		gccs[e.gcc], links[e.link] = true, true
+		links[e.link] = true
 	}
-	if len(gccs) != n || len(links) != n {
-		t.Errorf("%d connections share %d GCC estimators and %d link monitors", n, len(gccs), len(links))
+	if len(links) != n {
+		t.Errorf("%d connections share %d link monitors", n, len(links))
 	}
 }

@@ -1,13 +1,6 @@
 package rtc
 
 import (
-	"sync"
-	"sync/atomic"
-
-	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
-	"github.com/pion/interceptor/pkg/gcc"
-	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -18,12 +11,11 @@ const (
 	// InitialEstimate is what a new subscriber's link is assumed to carry
 	// before any feedback or probe.
 	InitialEstimate = 600_000
-	bweMin          = 30_000
 	bweMax          = 20_000_000
 )
 
 // Estimator is what a connection's TWCC feedback says of its downstream
-// link: GCC's send-side estimate, and the link monitor's measurements.
+// link: the link monitor's measurements.
 type Estimator interface {
 	// Snapshot is the estimate now, from one look at the feedback history.
 	Snapshot() Estimate
@@ -33,7 +25,9 @@ type Estimator interface {
 
 // Estimate is an Estimator's view at one instant.
 type Estimate struct {
-	// Target is GCC's estimate in bit/s.
+	// Target is the rate the link was seen to carry lately, bit/s
+	// (InitialEstimate before feedback), for metrics and logs: the
+	// allocator spends by the prober's confirmed rate instead.
 	Target int
 	// Congested reports whether the link's packets fill a queue or more
 	// than a tenth of them are lost.
@@ -51,58 +45,86 @@ type Estimate struct {
 type API struct {
 	me   *webrtc.MediaEngine
 	se   webrtc.SettingEngine
-	pace bool
 	logs zapLoggerFactory
+	// shared batches the single UDP port's writes; nil in port-range
+	// mode, where each connection's sockets get a Batcher of their own.
+	shared   *Batcher
+	sendPath SendPath
 }
 
-// NewPeerConnection makes a PeerConnection and returns its estimator.
-func (a *API) NewPeerConnection(cfg webrtc.Configuration) (*webrtc.PeerConnection, Estimator, error) {
-	est := &estimator{}
-	ir, err := a.interceptors(est)
+// NewPublisher makes the PeerConnection a participant publishes on: it
+// receives media and sends only RTCP, unbatched.
+func (a *API) NewPublisher(cfg webrtc.Configuration) (*webrtc.PeerConnection, error) {
+	ir, err := a.interceptors(nil, false)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(a.me), webrtc.WithInterceptorRegistry(ir),
+		webrtc.WithSettingEngine(a.se)).NewPeerConnection(cfg)
+}
+
+// NewSubscriber makes the PeerConnection a participant receives on, and
+// returns its estimator and the Batcher its UDP writes go through: a
+// forwarding pass holds it.
+func (a *API) NewSubscriber(cfg webrtc.Configuration) (*webrtc.PeerConnection, Estimator, *Batcher, error) {
+	est := &estimator{}
+	ir, err := a.interceptors(est, true)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	se, b := a.se, a.shared
+	if b == nil {
+		b = NewBatcher(a.sendPath)
+		n, err := newBatchNet(b)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		se.SetNet(n)
 	}
 	pc, err := webrtc.NewAPI(webrtc.WithMediaEngine(a.me), webrtc.WithInterceptorRegistry(ir),
-		webrtc.WithSettingEngine(a.se)).NewPeerConnection(cfg)
+		webrtc.WithSettingEngine(se)).NewPeerConnection(cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return pc, est, nil
+	return pc, est, b, nil
 }
 
+// SendPath is how the API's connections hand datagrams to the kernel.
+func (a *API) SendPath() SendPath { return min(a.sendPath, KernelSendPath()) }
+
 // heavyLoss is the loss share above which a link counts as congested
-// (GCC's loss controller also starts cutting there).
+// (where GCC's loss controller starts cutting too).
 const heavyLoss = 0.1
 
-// estimator combines GCC's target with what the link monitor measures.
-// Either may be missing (the interceptor was not built), and then reports
-// no limit and no congestion.
+// estimator is the link monitor's view. Without one (the interceptor was
+// not built) it reports no limit and no congestion.
+//
+// There is no GCC: the allocator never spent by its estimate (the prober's
+// confirmed rate bounds upgrades, congestion seen by the link monitor cuts
+// down), and feeding it cost a lock, a history entry and a pacer hop per
+// packet sent.
 type estimator struct {
-	gcc  cc.BandwidthEstimator
 	link *linkMonitor
 }
 
 func (e *estimator) Snapshot() Estimate {
-	est := Estimate{Target: bweMax, Delivered: bweMax}
-	if e.gcc != nil {
-		est.Target = e.gcc.GetTargetBitrate()
-	}
 	if e.link == nil {
-		return est
+		return Estimate{Target: bweMax, Delivered: bweMax}
 	}
 	st := e.link.state()
-	est.Congested, est.Filling, est.Delivered = st.Congested(), st.Filling(), st.Delivered
+	est := Estimate{Congested: st.Congested(), Filling: st.Filling(), Delivered: st.Delivered}
 	if est.Delivered <= 0 {
-		est.Delivered = est.Target
+		// Unknown (no feedback yet, or a receiver without TWCC): what a
+		// link is assumed to carry before it shows more, as GCC's
+		// estimate stayed without feedback.
+		est.Delivered = InitialEstimate
 	}
+	est.Target = est.Delivered
 	return est
 }
 
 func (e *estimator) Stats() map[string]any {
 	s := map[string]any{}
-	if e.gcc != nil {
-		s = e.gcc.GetStats()
-	}
 	if e.link != nil {
 		st := e.link.state()
 		s["queue"], s["loss"], s["delivered"], s["sent"] = st.Queue.String(), st.Loss, st.Delivered, st.Sent
@@ -110,54 +132,3 @@ func (e *estimator) Stats() map[string]any {
 	}
 	return s
 }
-
-// newCongestionController builds the cc interceptor. Without pacing the
-// packets go straight to the wire: the stream allocator keeps what is sent
-// under the estimate, and Pion's leaky-bucket pacer costs four allocations
-// per packet plus a 5 ms ticker per connection.
-func newCongestionController(pace bool, logs zapLoggerFactory) (*cc.InterceptorFactory, error) {
-	return cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
-		opts := []gcc.Option{
-			gcc.SendSideBWEInitialBitrate(InitialEstimate),
-			gcc.SendSideBWEMinBitrate(bweMin),
-			gcc.SendSideBWEMaxBitrate(bweMax),
-			gcc.WithLoggerFactory(logs),
-		}
-		if !pace {
-			opts = append(opts, gcc.SendSideBWEPacer(&directPacer{}))
-		}
-		return gcc.NewSendSideBWE(opts...)
-	})
-}
-
-// directPacer is a gcc.Pacer that does not pace: it hands each packet to its
-// stream's writer at once, without a lock (gcc's own no-op pacer holds one
-// mutex across every write of the connection).
-type directPacer struct {
-	mu      sync.Mutex // serializes AddStream
-	writers atomic.Pointer[map[uint32]interceptor.RTPWriter]
-}
-
-func (p *directPacer) AddStream(ssrc uint32, w interceptor.RTPWriter) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m := map[uint32]interceptor.RTPWriter{ssrc: w}
-	if old := p.writers.Load(); old != nil {
-		for k, v := range *old {
-			m[k] = v
-		}
-	}
-	p.writers.Store(&m)
-}
-
-func (p *directPacer) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-	if m := p.writers.Load(); m != nil {
-		if w, ok := (*m)[h.SSRC]; ok {
-			return w.Write(h, payload, a)
-		}
-	}
-	return 0, gcc.ErrUnknownStream
-}
-
-func (p *directPacer) SetTargetBitrate(int) {}
-func (p *directPacer) Close() error         { return nil }

@@ -122,8 +122,36 @@ func (m *linkMonitor) record(seq uint16, at int64, size int) {
 	m.sent[seq%sentHistory] = sentPacket{at: at, size: int32(size), seq: seq}
 }
 
-// onFeedback takes one TWCC feedback packet.
-func (m *linkMonitor) onFeedback(fb *rtcp.TransportLayerCC) {
+// onFeedback takes one TWCC feedback packet's body (RFC 8888's
+// predecessor, draft-holmer-rmcat-transport-wide-cc-extensions-01), read
+// in place: it comes ten times a second per subscriber, and rtcp.Unmarshal
+// would allocate every chunk and delta of it.
+func (m *linkMonitor) onFeedback(body []byte) {
+	if len(body) < 16 {
+		return
+	}
+	seq := binary.BigEndian.Uint16(body[8:])
+	left := int(binary.BigEndian.Uint16(body[10:]))
+	ref := uint32(body[12])<<16 | uint32(body[13])<<8 | uint32(body[14])
+	chunks := body[16:]
+	// The deltas follow the chunks that cover left packets.
+	nchunks := 0
+	for covered := 0; covered < left; nchunks++ {
+		if 2*nchunks+2 > len(chunks) {
+			return
+		}
+		c := binary.BigEndian.Uint16(chunks[2*nchunks:])
+		switch {
+		case c>>15 == 0:
+			covered += int(c & 0x1fff) // run length
+		case c>>14&1 == 0:
+			covered += 14 // fourteen one-bit symbols
+		default:
+			covered += 7 // seven two-bit symbols
+		}
+	}
+	deltas := chunks[2*nchunks:]
+	chunks = chunks[:2*nchunks]
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -131,13 +159,10 @@ func (m *linkMonitor) onFeedback(fb *rtcp.TransportLayerCC) {
 		return
 	}
 	m.lastFbk = now
-	arrival := int64(fb.ReferenceTime) * int64(64*time.Millisecond)
-	seq := fb.BaseSequenceNumber
-	deltas := fb.RecvDeltas
-	left := int(fb.PacketStatusCount)
-	status := func(symbol uint16) {
+	arrival := int64(ref) * int64(64*time.Millisecond)
+	status := func(symbol uint16) bool {
 		if left == 0 {
-			return
+			return false
 		}
 		left--
 		s := m.sent[seq%sentHistory]
@@ -146,16 +171,23 @@ func (m *linkMonitor) onFeedback(fb *rtcp.TransportLayerCC) {
 		}
 		m.sent[seq%sentHistory] = sentPacket{}
 		seq++
-		received := symbol == rtcp.TypeTCCPacketReceivedSmallDelta || symbol == rtcp.TypeTCCPacketReceivedLargeDelta
-		if received {
-			if len(deltas) == 0 {
-				return
+		var received bool
+		switch symbol {
+		case rtcp.TypeTCCPacketReceivedSmallDelta:
+			if len(deltas) < 1 {
+				return false
 			}
-			arrival += deltas[0].Delta * int64(time.Microsecond)
-			deltas = deltas[1:]
+			arrival += int64(deltas[0]) * int64(250*time.Microsecond)
+			deltas, received = deltas[1:], true
+		case rtcp.TypeTCCPacketReceivedLargeDelta:
+			if len(deltas) < 2 {
+				return false
+			}
+			arrival += int64(int16(binary.BigEndian.Uint16(deltas))) * int64(250*time.Microsecond)
+			deltas, received = deltas[2:], true
 		}
 		if s.at == 0 {
-			return // not ours, or reported twice
+			return true // not ours, or reported twice
 		}
 		a := ack{sent: s.at, size: s.size}
 		if received {
@@ -165,19 +197,46 @@ func (m *linkMonitor) onFeedback(fb *rtcp.TransportLayerCC) {
 		m.acks[m.next] = a
 		m.next = (m.next + 1) % ackHistory
 		m.n = min(m.n+1, ackHistory)
+		return true
 	}
-	for _, c := range fb.PacketChunks {
-		switch c := c.(type) {
-		case *rtcp.RunLengthChunk:
-			for range c.RunLength {
-				status(c.PacketStatusSymbol)
+	for ; len(chunks) >= 2; chunks = chunks[2:] {
+		c := binary.BigEndian.Uint16(chunks)
+		switch {
+		case c>>15 == 0:
+			for range c & 0x1fff {
+				if !status(c >> 13 & 3) {
+					return
+				}
 			}
-		case *rtcp.StatusVectorChunk:
-			for _, s := range c.SymbolList {
-				status(s)
+		case c>>14&1 == 0:
+			for i := 13; i >= 0; i-- {
+				if !status(c >> i & 1) {
+					return
+				}
+			}
+		default:
+			for i := 12; i >= 0; i -= 2 {
+				if !status(c >> i & 3) {
+					return
+				}
 			}
 		}
 	}
+}
+
+// onReceiverReportBlocks takes the report blocks of a receiver report as
+// they are on the wire.
+func (m *linkMonitor) onReceiverReportBlocks(blocks []byte, at time.Time) {
+	var reports [31]rtcp.ReceptionReport // the count field's five bits
+	n := 0
+	for ; n < len(reports) && len(blocks) >= rrBlockSize; n, blocks = n+1, blocks[rrBlockSize:] {
+		reports[n] = rtcp.ReceptionReport{
+			FractionLost:     blocks[4],
+			LastSenderReport: binary.BigEndian.Uint32(blocks[16:]),
+			Delay:            binary.BigEndian.Uint32(blocks[20:]),
+		}
+	}
+	m.onReceiverReport(reports[:n], at)
 }
 
 // onReceiverReport takes the receiver's reports on our streams: loss, and
@@ -359,27 +418,23 @@ func (i *monitorInterceptor) BindLocalStream(info *interceptor.StreamInfo, w int
 	})
 }
 
+// BindRTCPReader feeds the monitor from the raw compound: one TWCC report
+// is one onFeedback, and nothing is allocated.
 func (i *monitorInterceptor) BindRTCPReader(r interceptor.RTCPReader) interceptor.RTCPReader {
 	return interceptor.RTCPReaderFunc(func(b []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
 		n, a, err := r.Read(b, a)
 		if err != nil {
 			return n, a, err
 		}
-		if a == nil {
-			a = interceptor.Attributes{}
-		}
-		pkts, perr := a.GetRTCPPackets(b[:n])
-		if perr != nil {
-			return n, a, err
-		}
-		for _, p := range pkts {
-			switch p := p.(type) {
-			case *rtcp.TransportLayerCC:
-				i.m.onFeedback(p)
-			case *rtcp.ReceiverReport:
-				i.m.onReceiverReport(p.Reports, i.m.clock.Now())
+		WalkRTCP(b[:n], func(pt, count uint8, body []byte) bool {
+			switch {
+			case pt == rtcpRTPFB && count == fmtTWCC:
+				i.m.onFeedback(body)
+			case pt == rtcpRR && len(body) >= 4:
+				i.m.onReceiverReportBlocks(body[4:], i.m.clock.Now())
 			}
-		}
+			return true
+		})
 		return n, a, err
 	})
 }

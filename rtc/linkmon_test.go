@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
@@ -45,7 +46,11 @@ func feed(m *linkMonitor, seq *uint16, start time.Duration, count, size int, gap
 		for i := 0; i < len(symbols); i += 7 {
 			fb.PacketChunks = append(fb.PacketChunks, &rtcp.StatusVectorChunk{SymbolSize: rtcp.TypeTCCSymbolSizeTwoBit, SymbolList: symbols[i : i+7]})
 		}
-		m.onFeedback(fb)
+		b, err := fb.Marshal()
+		if err != nil {
+			panic(err)
+		}
+		m.onFeedback(b[4:])
 	}
 }
 
@@ -226,5 +231,109 @@ func TestLinkMonitorStale(t *testing.T) {
 	c.Advance(rrWindow - staleFeedback)
 	if st := m.state(); st.Congested() || st.ReportedLoss != 0 {
 		t.Errorf("%+v after %v without reports: want the loss report over", st, rrWindow)
+	}
+}
+
+// Feedback read in place: every chunk kind (run length, one-bit and
+// two-bit vectors) and delta size (small, large, negative) as Chrome
+// sends them.
+func TestLinkMonitorFeedbackChunks(t *testing.T) {
+	m, _ := newTestMonitor()
+	for i := range 24 {
+		m.record(uint16(100+i), int64(i+1)*int64(time.Millisecond), 1000)
+	}
+	const (
+		small = rtcp.TypeTCCPacketReceivedSmallDelta
+		large = rtcp.TypeTCCPacketReceivedLargeDelta
+		none  = rtcp.TypeTCCPacketNotReceived
+	)
+	fb := &rtcp.TransportLayerCC{BaseSequenceNumber: 100, PacketStatusCount: 24, ReferenceTime: 2,
+		PacketChunks: []rtcp.PacketStatusChunk{
+			&rtcp.RunLengthChunk{PacketStatusSymbol: small, RunLength: 3},
+			&rtcp.StatusVectorChunk{SymbolSize: rtcp.TypeTCCSymbolSizeOneBit,
+				SymbolList: []uint16{1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0}},
+			&rtcp.StatusVectorChunk{SymbolSize: rtcp.TypeTCCSymbolSizeTwoBit,
+				SymbolList: []uint16{large, none, large, small, none, none, small}},
+		}}
+	var want []int64 // arrival per packet, 0 if lost
+	arrival := int64(2 * 64 * time.Millisecond)
+	add := func(symbol uint16, d time.Duration) {
+		if symbol == none {
+			want = append(want, 0)
+			return
+		}
+		fb.RecvDeltas = append(fb.RecvDeltas, &rtcp.RecvDelta{Type: symbol, Delta: d.Microseconds()})
+		arrival += int64(d)
+		want = append(want, arrival)
+	}
+	for range 3 {
+		add(small, 250*time.Microsecond)
+	}
+	for i := range 14 {
+		if i%2 == 0 {
+			add(small, 10*time.Millisecond)
+		} else {
+			add(none, 0)
+		}
+	}
+	add(large, 100*time.Millisecond)
+	add(none, 0)
+	add(large, -5*time.Millisecond)
+	add(small, 63*time.Millisecond)
+	add(none, 0)
+	add(none, 0)
+	add(small, 0)
+	b, err := fb.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.onFeedback(b[4:])
+	if m.n != len(want) {
+		t.Fatalf("%d acks, want %d", m.n, len(want))
+	}
+	for i, w := range want {
+		if got := m.acks[i].arrival; got != w {
+			t.Errorf("packet %d: arrival %d, want %d", i, got, w)
+		}
+	}
+	// The same report again is no news.
+	m.onFeedback(b[4:])
+	if m.n != len(want) {
+		t.Errorf("%d acks after a repeated report, want %d", m.n, len(want))
+	}
+	if a := testing.AllocsPerRun(10, func() { m.onFeedback(b[4:]) }); a != 0 {
+		t.Errorf("%v allocations per feedback", a)
+	}
+}
+
+// The interceptor finds the receiver report in a compound and reads its
+// blocks as rtcp.Unmarshal would.
+func TestLinkMonitorReadsCompound(t *testing.T) {
+	m, c, _ := newTestMonitorAt()
+	sr := ntpCompact(c.Now().Add(-300 * time.Millisecond))
+	b, err := rtcp.Marshal([]rtcp.Packet{
+		&rtcp.PictureLossIndication{MediaSSRC: 1},
+		&rtcp.ReceiverReport{SSRC: 9, Reports: []rtcp.ReceptionReport{
+			{SSRC: 1, FractionLost: 5, LastSenderReport: sr, Delay: 65536 / 10},
+			{SSRC: 2, FractionLost: 64},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := (&monitorInterceptor{m: m}).BindRTCPReader(interceptor.RTCPReaderFunc(
+		func(p []byte, a interceptor.Attributes) (int, interceptor.Attributes, error) {
+			return copy(p, b), a, nil
+		}))
+	buf := make([]byte, 1500)
+	if _, _, err := r.Read(buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	st := m.state()
+	if st.RTT < 190*time.Millisecond || st.RTT > 210*time.Millisecond || st.ReportedLoss != 0.25 {
+		t.Errorf("%+v: want a 200 ms round trip and 25%% reported loss", st)
+	}
+	if a := testing.AllocsPerRun(10, func() { _, _, _ = r.Read(buf, nil) }); a != 0 {
+		t.Errorf("%v allocations per compound read", a)
 	}
 }

@@ -16,11 +16,12 @@ import (
 // block UDP. Open them with ListenSockets, put them in Config.Sockets, and
 // Close them after the last PeerConnection is closed.
 type Sockets struct {
-	udp    net.PacketConn
-	tcp    net.Listener
-	udpMux interface{ Close() error }
-	tcpMux interface{ Close() error }
-	apply  []func(*webrtc.SettingEngine)
+	udp     net.PacketConn
+	batcher *Batcher // of udp
+	tcp     net.Listener
+	udpMux  interface{ Close() error }
+	tcpMux  interface{ Close() error }
+	apply   []func(*webrtc.SettingEngine)
 }
 
 // ListenSockets opens the UDP socket at udpAddr and the TCP listener at
@@ -41,7 +42,12 @@ func ListenSockets(udpAddr, tcpAddr string, log *zap.Logger) (*Sockets, error) {
 			return nil, fmt.Errorf("ice udp port: %w", err)
 		}
 		s.udp = conn
-		mux := webrtc.NewICEUDPMux(quietWildcard{logs.NewLogger("ice-udp")}, conn)
+		if uc, ok := conn.(*net.UDPConn); ok {
+			// Every peer's writes share the socket, and so one batch.
+			s.batcher = NewBatcher(SendGSO)
+			s.udp = NewBatchConn(uc, s.batcher)
+		}
+		mux := webrtc.NewICEUDPMux(quietWildcard{logs.NewLogger("ice-udp")}, s.udp)
 		s.udpMux = mux
 		s.apply = append(s.apply, func(se *webrtc.SettingEngine) { se.SetICEUDPMux(mux) })
 	}

@@ -281,6 +281,11 @@ func (d *DownTrack) readRTCP() {
 // requests go to the publisher (throttled), NACKs are answered from the
 // cache. Anything else, or anything malformed, is ignored.
 func (d *DownTrack) handleRTCP(b []byte) {
+	// Most compounds are TWCC feedback and receiver reports, for the link
+	// monitor: parsing them here would only allocate.
+	if !rtc.NeedsParse(b) {
+		return
+	}
 	pkts, err := rtcp.Unmarshal(b)
 	if err != nil {
 		return

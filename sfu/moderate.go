@@ -102,7 +102,9 @@ type RemoteModeration struct {
 
 // SetModerationBridge sets where moderation of participants on other
 // nodes goes; call it before the first Join.
-func (rs *Rooms) SetModerationBridge(out func(room string, m RemoteModeration)) { rs.moderationOut = out }
+func (rs *Rooms) SetModerationBridge(out func(room string, m RemoteModeration)) {
+	rs.moderationOut = out
+}
 
 // moderateElsewhere passes m to the target's node when the target is a
 // remote participant (or m is for the whole room); otherwise it returns

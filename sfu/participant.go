@@ -36,6 +36,7 @@ type Participant struct {
 
 	pub, sub *webrtc.PeerConnection
 	bwe      rtc.Estimator // of the subscriber connection
+	batch    *rtc.Batcher  // of the subscriber connection's sockets; held by forwarding passes
 	data     *dataPort     // its end of the room's data (data.go)
 
 	// pubMu and subMu serialize signaling on each PeerConnection and guard
@@ -79,10 +80,10 @@ func newParticipant(api *rtc.API, room *Room, name string, events Events, log *z
 	}
 	p.log = log.With(zap.String("room", room.name), zap.String("participant", p.info.ID))
 	var err error
-	if p.pub, _, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.pub, err = api.NewPublisher(webrtc.Configuration{}); err != nil {
 		return nil, fmt.Errorf("publisher peer connection: %w", err)
 	}
-	if p.sub, p.bwe, err = api.NewPeerConnection(webrtc.Configuration{}); err != nil {
+	if p.sub, p.bwe, p.batch, err = api.NewSubscriber(webrtc.Configuration{}); err != nil {
 		_ = p.pub.Close()
 		return nil, fmt.Errorf("subscriber peer connection: %w", err)
 	}

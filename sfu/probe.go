@@ -7,9 +7,10 @@ import (
 )
 
 // prober finds out whether a subscriber's link can carry more than it is
-// sent. GCC's estimate drifts upwards while a link is underused (it has no
-// evidence either way), so on its own it would move a subscriber on a weak
-// link up to a layer that then congests it. The allocator therefore spends
+// sent. A delay-based estimate (GCC's) drifts upwards while a link is
+// underused (it has no evidence either way), so on its own it would move a
+// subscriber on a weak link up to a layer that then congests it. The
+// allocator therefore spends
 // at most what the link has been seen to carry: the confirmed rate. The
 // prober raises it by sending padding so the link carries the rate an
 // upgrade needs, for probeDuration; if the link shows no congestion
@@ -34,7 +35,7 @@ type prober struct {
 	failures     int
 	// confirmed is the rate the link was shown to carry; only it allows
 	// upgrades. assumed is what a link is taken to carry before that,
-	// enough to start on: GCC's starting estimate until congestion says
+	// enough to start on: rtc.InitialEstimate until congestion says
 	// otherwise.
 	confirmed int
 	assumed   int
@@ -105,21 +106,18 @@ func (pr *prober) tick(now time.Time, e rtc.Estimator) probeResult {
 }
 
 // estimates are what the allocator may spend: up bounds upgrades, keep what
-// a subscriber may go on receiving. A probe's result is trusted over GCC,
-// whose estimate lags behind a link that carries little (it may never grow
-// past 1.5 times what is sent) and drifts up on one it cannot judge; GCC
-// counts, capped by the starting assumption, until a probe has spoken.
+// a subscriber may go on receiving: the starting assumption, lowered by
+// congestion to what the link delivered, until a probe confirms more.
 func (pr *prober) estimates(e rtc.Estimator) (keep, up int) {
 	est := e.Snapshot()
 	if pr.assumed == 0 {
 		pr.assumed = rtc.InitialEstimate
 	}
-	gcc := est.Target
 	if est.Congested {
 		// A congested link carries what it delivers, no more, no less.
 		delivered := est.Delivered
 		pr.confirmed = delivered
 		pr.assumed = min(pr.assumed, delivered)
 	}
-	return max(min(gcc, pr.assumed), pr.confirmed), pr.confirmed
+	return max(pr.assumed, pr.confirmed), pr.confirmed
 }

@@ -181,17 +181,71 @@ func (t *Track) forward(l *layer) (last bool) {
 		last = t.running == 0
 		t.mu.Unlock()
 	}()
-	buf := make([]byte, 1500)
 	var h rtp.Header
 	pkt := packet{layer: l.index, header: &h}
 	defer l.fanout.stop()
+	r := newReadAhead(l.src, t.clock)
 	for {
-		n, _, err := l.src.Read(buf)
-		if err != nil {
+		// One pass over what has arrived, up to maxPass packets: a frame's
+		// packets, read while the first was forwarded, leave together.
+		// The pass never waits for a packet that has not arrived.
+		s, ok := <-r.full
+		if !ok {
 			return
 		}
-		t.route(l, buf[:n], t.clock.Now(), &pkt)
+		l.fanout.open()
+		for n := 1; ; n++ {
+			t.route(l, r.buf[s][:r.n[s]], r.at[s], &pkt)
+			r.free <- s
+			if n == maxPass {
+				break
+			}
+			select {
+			case s, ok = <-r.full:
+			default:
+				ok = false
+			}
+			if !ok {
+				break
+			}
+		}
+		l.fanout.close()
 	}
+}
+
+// maxPass bounds how many packets one pass forwards before what it wrote
+// is sent: the first waits while the others are rewritten and encrypted.
+// Eight 1,100-byte packets are one GSO send per subscriber.
+const maxPass = 8
+
+// readAhead reads a layer's packets on a goroutine of its own into a few
+// slots, so that the forwarding loop can see, without blocking, whether
+// more have arrived (Pion's TrackRemote cannot say).
+type readAhead struct {
+	buf  [maxPass + 2][1500]byte
+	n    [maxPass + 2]int
+	at   [maxPass + 2]time.Time
+	full chan int // slots read, in order; closed when the source ends
+	free chan int
+}
+
+func newReadAhead(src LayerSource, c clock.Clock) *readAhead {
+	r := &readAhead{full: make(chan int, maxPass+2), free: make(chan int, maxPass+2)}
+	for i := range maxPass + 2 {
+		r.free <- i
+	}
+	go func() {
+		defer close(r.full)
+		for s := range r.free {
+			n, _, err := src.Read(r.buf[s][:])
+			if err != nil {
+				return
+			}
+			r.n[s], r.at[s] = n, c.Now()
+			r.full <- s
+		}
+	}()
+	return r
 }
 
 // route is the per-packet work of the forwarding loop: parse once, cache,

@@ -159,7 +159,7 @@ func (c *common) register(fl *flag.FlagSet) {
 	fl.DurationVar(&c.joinTimeout, "join-timeout", 30*time.Second, "how long joining and the first media may take")
 	fl.Float64Var(&c.maxLoss, "max-loss", 1, "fail the run at this loss ratio or above (1: only when everything is lost)")
 	fl.StringVar(&c.cpuProfile, "cpuprofile", "", "write this process's CPU profile to `file` (the load tool's own cost)")
-	fl.DurationVar(&c.waitServer, "wait-server", 0, "wait this long for the server's /healthz to answer before starting (scripts that just started it)")
+	fl.DurationVar(&c.waitServer, "wait-server", 0, "wait this long for the server's /readyz to say it is ready before starting (scripts that just started it)")
 }
 
 func (c *common) check() error {
@@ -204,14 +204,15 @@ func (c *common) startProfile() (stop func(), err error) {
 	}, nil
 }
 
-// awaitServer polls /healthz for up to -wait-server.
+// awaitServer polls /readyz (200 once the server takes participants) for up
+// to -wait-server.
 func (c *common) awaitServer(ctx context.Context) error {
 	if c.waitServer <= 0 {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.waitServer)
 	defer cancel()
-	health := c.base.JoinPath("healthz").String()
+	health := c.base.JoinPath("readyz").String()
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, health, nil)
 		if err != nil {

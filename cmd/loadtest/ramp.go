@@ -36,7 +36,7 @@ func (c *rampConfig) register(fl *flag.FlagSet) {
 	fl.StringVar(&c.url, "url", "http://127.0.0.1:8080/", "the server's base URL")
 	fl.StringVar(&c.metricsURL, "metrics", "", "the server's Prometheus metrics `URL` (default: URL/metrics)")
 	fl.IntVar(&c.serverPID, "server-pid", 0, "read the server's CPU from /proc/`PID` instead of /metrics (packet counters still come from /metrics)")
-	fl.DurationVar(&c.waitServer, "wait-server", 0, "wait this long for the server's /healthz to answer before starting (scripts that just started it)")
+	fl.DurationVar(&c.waitServer, "wait-server", 0, "wait this long for the server's /readyz to say it is ready before starting (scripts that just started it)")
 	fl.StringVar(&c.roomPrefix, "room-prefix", "ramp", "the room is named PREFIX-0")
 	fl.DurationVar(&c.joinTimeout, "join-timeout", 30*time.Second, "how long joining and the first media of a step may take")
 	fl.StringVar(&c.jsonPath, "json", "", "also write the steps and the knee as JSON to this `file`, and a plot next to it with .svg")

@@ -44,7 +44,7 @@ func (c *soakConfig) register(fl *flag.FlagSet) {
 	c.rooms, c.maxLoss = 1, 1 // one room; loss is judged by frames, not counted
 	fl.StringVar(&c.url, "url", "http://127.0.0.1:8080/", "the server's base URL")
 	fl.StringVar(&c.metricsURL, "metrics", "", "the server's Prometheus metrics `URL` (default: URL/metrics); it must have the Go and process collectors")
-	fl.DurationVar(&c.waitServer, "wait-server", 0, "wait this long for the server's /healthz to answer before starting (scripts that just started it)")
+	fl.DurationVar(&c.waitServer, "wait-server", 0, "wait this long for the server's /readyz to say it is ready before starting (scripts that just started it)")
 	fl.StringVar(&c.roomPrefix, "room-prefix", "soak", "the room is named PREFIX-0")
 	fl.DurationVar(&c.joinTimeout, "join-timeout", 30*time.Second, "how long one join (and a publisher's first media) may take")
 	fl.DurationVar(&c.duration, "duration", 10*time.Minute, "how long the call runs, warm-up included")

@@ -30,16 +30,17 @@ import (
 
 // server is the wired-up SFU: tests start it in-process.
 type server struct {
-	cfg     Config
-	log     *zap.Logger
-	sockets *rtc.Sockets // nil in port-range mode
-	relay   *relay.Server
-	rooms   *sfu.Rooms
-	signal  *sig.Handler
-	http    *http.Server
-	tls     *tls.Config     // nil without tls.cert
-	hooks   *webhook.Sender // nil without webhooks.urls
-	node    *cluster.Node
+	cfg      Config
+	log      *zap.Logger
+	sockets  *rtc.Sockets // nil in port-range mode
+	sendPath prometheus.Collector
+	relay    *relay.Server
+	rooms    *sfu.Rooms
+	signal   *sig.Handler
+	http     *http.Server
+	tls      *tls.Config     // nil without tls.cert
+	hooks    *webhook.Sender // nil without webhooks.urls
+	node     *cluster.Node
 
 	ready    atomic.Bool
 	draining atomic.Bool
@@ -75,6 +76,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 		return nil, err
 	}
 	s.rooms = sfu.NewRooms(rtcAPI, log)
+	s.sendPath = rtcAPI.SendPathCollector()
 	perSecond := c.Data.MessagesPerSecond
 	if perSecond == 0 {
 		perSecond = -1 // no limit
@@ -161,7 +163,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	if s.hooks != nil {
 		reg.MustRegister(s.hooks)
 	}
-	reg.MustRegister(s.rooms, s.signal, s.node, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(s.rooms, s.signal, s.node, s.sendPath, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	if c.HTTP.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -182,10 +184,22 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	switch {
 	case s.draining.Load():
 		http.Error(w, "draining", http.StatusServiceUnavailable)
-	case !s.ready.Load():
+	case !s.ready.Load() || !s.registered():
 		http.Error(w, "starting", http.StatusServiceUnavailable)
 	default:
 		fmt.Fprintln(w, "ready")
+	}
+}
+
+// registered says whether the cluster registry is set up (with an external
+// NATS, it may never be while NATS is away: the node then serves alone, and
+// says so only in its logs and metrics, not by refusing to be ready).
+func (s *server) registered() bool {
+	select {
+	case <-s.node.Ready():
+		return true
+	default:
+		return len(s.cfg.Cluster.NATS) > 0
 	}
 }
 

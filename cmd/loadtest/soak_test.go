@@ -229,7 +229,7 @@ func TestSoakShortRun(t *testing.T) {
 	url, _ := startServer(t, "-resume-grace", "1s")
 	dir := t.TempDir()
 	csvPath := filepath.Join(dir, "soak.csv")
-	cfg, code := parseSoak([]string{"-url", url, "-duration", "20s", "-warmup", "5s", "-publishers", "1", "-viewers", "2",
+	cfg, code := parseSoak([]string{"-url", url, "-wait-server", "5s", "-duration", "20s", "-warmup", "5s", "-publishers", "1", "-viewers", "2",
 		"-bitrate", "300k", "-kill-interval", "4s", "-restart-interval", "8s", "-settle", "2s", "-idle-window", "2s",
 		"-csv", csvPath}, io.Discard)
 	if cfg == nil {

@@ -716,8 +716,10 @@ func (n *Node) Place(ctx context.Context, room, avoid, ticket string) *Redirect 
 	}
 	n.mu.Lock()
 	d := choose(n.view, room, local, time.Now(), avoid, capPerNode, rand.IntN)
-	n.log.Debug("placement", zap.String("room", room), zap.Int("local", local), zap.Any("hosts", n.view.hosts(room)),
-		zap.Bool("here", d.here), zap.String("to", d.node.ID), zap.Bool("fresh", d.fresh))
+	if ce := n.log.Check(zap.DebugLevel, "placement"); ce != nil {
+		ce.Write(zap.String("room", room), zap.Int("local", local), zap.Any("hosts", n.view.hosts(room)),
+			zap.Bool("here", d.here), zap.String("to", d.node.ID), zap.Bool("fresh", d.fresh))
+	}
 	kv := n.kv
 	frozen := n.view.frozen
 	n.mu.Unlock()

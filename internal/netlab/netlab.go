@@ -58,6 +58,12 @@ func New(t testing.TB) *Link {
 	steps := [][]string{
 		{"ip", "netns", "add", l.NS},
 		{"ip", "link", "add", l.HostIf, "type", "veth", "peer", "name", peerIf},
+		// No IPv6 link-local addresses: their duplicate address detection
+		// ends a second or two after the link comes up, and a browser that
+		// sees the address change then aborts its page loads
+		// (ERR_NETWORK_CHANGED).
+		{"ip", "link", "set", l.HostIf, "addrgenmode", "none"},
+		{"ip", "link", "set", peerIf, "addrgenmode", "none"},
 		{"ip", "link", "set", peerIf, "netns", l.NS},
 		{"ip", "addr", "add", l.HostIP + "/24", "dev", l.HostIf},
 		{"ip", "link", "set", l.HostIf, "up"},

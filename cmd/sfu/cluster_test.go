@@ -325,6 +325,16 @@ func TestClusterRoomStaysOnOneNode(t *testing.T) {
 	if redirects < 2 {
 		t.Errorf("%v redirects in all; three of the four joins dialled a node without the room (at least two of them another node)", redirects)
 	}
+	// Co-located, the room costs the trunk nothing.
+	for _, n := range nodes {
+		for _, o := range nodes {
+			if n != o {
+				if sent := n.peerMetric("switchboard_cluster_relay_packets_sent_total", o.id); sent != 0 {
+					t.Errorf("%s sent %s %v packets over the trunk for a room on one node", n.id, o.id, sent)
+				}
+			}
+		}
+	}
 
 	// Everyone leaves: no rooms or tracks anywhere, goroutines back where
 	// they were.

@@ -68,12 +68,17 @@ type leaseTrunk struct {
 
 // relayOut sends one local track's demanded layers to one node.
 type relayOut struct {
+	ep     *trunk.Endpoint
 	peer   *trunk.Peer
 	base   uint32
 	track  sfu.LocalTrack
 	layers atomic.Int32
 	seen   time.Time // the last demand; b.mu
 }
+
+// Hold and Release implement sfu.Tap: a pass's packets leave together.
+func (o *relayOut) Hold()    { o.ep.Hold() }
+func (o *relayOut) Release() { o.ep.Release() }
 
 // WritePacket implements sfu.Tap, on the track's forwarding loop.
 func (o *relayOut) WritePacket(layer int, h *rtp.Header, payload []byte) {
@@ -222,7 +227,7 @@ func (b *bridge) demanded(m demandMsg) {
 		if !isLocal || !known || peer == nil {
 			return // gone, never announced, or no flow yet: the next demand retries
 		}
-		o = &relayOut{peer: peer, base: base, track: lt}
+		o = &relayOut{ep: b.ep, peer: peer, base: base, track: lt}
 		b.outs[k] = o
 		lt.AddTap(o)
 		b.log.Debug("relaying a track", zap.String("node", m.From), zap.String("track", m.Track), zap.Int("layers", m.Layers))

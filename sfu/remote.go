@@ -196,6 +196,10 @@ func (rt *RemoteTrack) Needed() int {
 // and the payload without padding; it must not block or keep them.
 type Tap interface {
 	WritePacket(layer int, h *rtp.Header, payload []byte)
+	// Hold and Release bracket each pass of a forwarding loop, as the
+	// down-tracks' batchers are: what the pass wrote may leave together.
+	Hold()
+	Release()
 }
 
 // LocalTrack is a track published on this node, as the cluster sees it.

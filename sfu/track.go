@@ -194,6 +194,12 @@ func (t *Track) forward(l *layer) (last bool) {
 			return
 		}
 		l.fanout.open()
+		taps := t.taps.Load() // held for the pass, released after it
+		if taps != nil {
+			for _, tp := range *taps {
+				tp.Hold()
+			}
+		}
 		for n := 1; ; n++ {
 			t.route(l, r.buf[s][:r.n[s]], r.at[s], &pkt)
 			r.free <- s
@@ -210,6 +216,11 @@ func (t *Track) forward(l *layer) (last bool) {
 			}
 		}
 		l.fanout.close()
+		if taps != nil {
+			for _, tp := range *taps {
+				tp.Release()
+			}
+		}
 	}
 }
 

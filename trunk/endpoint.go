@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/switchboard-sfu/switchboard/rtc"
 	"go.uber.org/zap"
 )
 
@@ -44,6 +45,7 @@ type Endpoint struct {
 	id          string
 	log         *zap.Logger
 	conn        packetConn
+	batch       *rtc.Batcher // nil with a conn of a test's
 	key         *ecdh.PrivateKey
 	controlSSRC uint32
 
@@ -92,12 +94,41 @@ func Listen(id, addr string, log *zap.Logger) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trunk: %w", err)
 	}
-	e, err := newEndpoint(id, c, log)
+	// Sends go through a batcher, as a subscriber's do: the packets a
+	// forwarding pass relays leave together (Peer.Hold), so that the far
+	// node receives a frame in one burst and forwards it in one pass too.
+	b := rtc.NewBatcher(rtc.KernelSendPath())
+	e, err := newEndpoint(id, batchedConn{rtc.NewBatchConn(c, b)}, log)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
+	e.batch = b
 	return e, nil
+}
+
+// batchedConn is a BatchConn as the endpoint uses it.
+type batchedConn struct{ *rtc.BatchConn }
+
+func (c batchedConn) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
+	return c.BatchConn.WriteToAddrPort(b, to)
+}
+
+// Hold queues what is sent to every peer until the matching Release:
+// bracket one forwarding pass's writes with them. Without a batcher (a
+// test's own conn) they do nothing.
+func (e *Endpoint) Hold() {
+	if e.batch != nil {
+		e.batch.Hold()
+	}
+}
+
+// Release ends a Hold; what was queued leaves in as few system calls as
+// the kernel allows (UDP GSO for a run of packets to one peer).
+func (e *Endpoint) Release() {
+	if e.batch != nil {
+		e.batch.Release()
+	}
 }
 
 func newEndpoint(id string, c packetConn, log *zap.Logger) (*Endpoint, error) {

@@ -72,6 +72,12 @@ func startServerWith(t *testing.T, configure func(*Config)) (*server, string) {
 			t.Errorf("serve: %v", err)
 		}
 	})
+	// Ready as /readyz says it, once the embedded NATS is up (milliseconds).
+	select {
+	case <-s.node.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the cluster registry was not set up within 10 s")
+	}
 	scheme := "http://"
 	if s.tls != nil {
 		scheme = "https://"

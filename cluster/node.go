@@ -410,6 +410,7 @@ func (n *Node) run() {
 	if err := n.connect(); err != nil {
 		n.registryError("connect", err)
 		n.log.Error("cluster: no registry; this node serves alone", zap.Error(err))
+		close(n.ready) // ready as it will ever be: alone
 		<-n.ctx.Done()
 		return
 	}
@@ -872,7 +873,8 @@ func (n *Node) Origins() []string {
 }
 
 // Ready is closed once the registry has been set up (for the embedded
-// NATS, a few milliseconds after Start); until then every join stays here.
+// NATS, a few milliseconds after Start), or when it cannot be and the node
+// serves alone; until then every join stays here.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // OnNodeGone sets what is told each node whose lease lapsed.

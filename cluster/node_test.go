@@ -22,19 +22,27 @@ func newRooms(t *testing.T) *sfu.Rooms {
 	return rooms
 }
 
-// A single node's embedded registry comes up by itself, and every join
-// stays on the node.
-func TestEmbeddedNode(t *testing.T) {
+// startSolo starts a node without a cluster setting and waits until it is
+// ready.
+func startSolo(t *testing.T) *Node {
+	t.Helper()
 	n, err := Start(Config{NodeID: "solo"}, newRooms(t), zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.Close()
+	t.Cleanup(n.Close)
 	select {
 	case <-n.Ready():
 	case <-time.After(10 * time.Second):
-		t.Fatal("the embedded registry was not set up")
+		t.Fatal("never ready")
 	}
+	return n
+}
+
+// A single node's embedded registry comes up by itself, and every join
+// stays on the node.
+func TestEmbeddedNode(t *testing.T) {
+	n := startSolo(t)
 	if n.buckets() == nil {
 		t.Error("ready without a registry")
 	}
@@ -47,16 +55,7 @@ func TestEmbeddedNode(t *testing.T) {
 // becomes ready and serves alone.
 func TestEmbeddedNodeWithoutNATS(t *testing.T) {
 	t.Setenv("TMPDIR", "/nonexistent/switchboard-test")
-	n, err := Start(Config{NodeID: "solo"}, newRooms(t), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	select {
-	case <-n.Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("never ready without NATS")
-	}
+	n := startSolo(t)
 	if r := n.Place(context.Background(), "room", "", ""); r != nil {
 		t.Errorf("redirected to %+v without a registry", r)
 	}

@@ -827,22 +827,6 @@ func TestClusterSimulcastAcrossNodes(t *testing.T) {
 	t.Logf("video received in one second: small tile %.0f kbit, uncapped %.0f kbit", sb*8/1000, bb*8/1000)
 }
 
-// waitLeft waits for c to be told that participant id left.
-func waitLeft(ctx context.Context, c *client.Client, id string, limit time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for {
-		select {
-		case m := <-c.Messages:
-			if m.Type == "participant-left" && m.Participant != nil && m.Participant.ID == id {
-				return nil
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("no participant-left for %s within %v", id, limit)
-		}
-	}
-}
-
 // waitChat waits for a chat message with text to reach c.
 func waitChat(ctx context.Context, c *client.Client, text string) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -859,34 +843,35 @@ func waitChat(ctx context.Context, c *client.Client, text string) error {
 	}
 }
 
-// waitSpeaker waits for c to be told that id is the loudest speaker.
-func waitSpeaker(ctx context.Context, c *client.Client, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// waitMessage waits up to limit for a signaling message to c that match
+// accepts; what names it in the error.
+func waitMessage(ctx context.Context, c *client.Client, limit time.Duration, what string, match func(client.Message) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for {
 		select {
 		case m := <-c.Messages:
-			if m.Type == "speakers" && len(m.Speakers) > 0 && m.Speakers[0].Participant == id {
+			if match(m) {
 				return nil
 			}
 		case <-ctx.Done():
-			return fmt.Errorf("%s never ranked first among the speakers", id)
+			return fmt.Errorf("no %s within %v", what, limit)
 		}
 	}
 }
 
-// waitType waits for a message of type typ to reach c.
+func waitLeft(ctx context.Context, c *client.Client, id string, limit time.Duration) error {
+	return waitMessage(ctx, c, limit, "participant-left for "+id, func(m client.Message) bool {
+		return m.Type == "participant-left" && m.Participant != nil && m.Participant.ID == id
+	})
+}
+
+func waitSpeaker(ctx context.Context, c *client.Client, id string) error {
+	return waitMessage(ctx, c, 5*time.Second, id+" first among the speakers", func(m client.Message) bool {
+		return m.Type == "speakers" && len(m.Speakers) > 0 && m.Speakers[0].Participant == id
+	})
+}
+
 func waitType(ctx context.Context, c *client.Client, typ string) error {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	for {
-		select {
-		case m := <-c.Messages:
-			if m.Type == typ {
-				return nil
-			}
-		case <-ctx.Done():
-			return fmt.Errorf("no %s message", typ)
-		}
-	}
+	return waitMessage(ctx, c, 5*time.Second, typ+" message", func(m client.Message) bool { return m.Type == typ })
 }

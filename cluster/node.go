@@ -419,13 +419,21 @@ func (n *Node) run() {
 	defer renew.Stop()
 	sweep := time.NewTicker(250 * time.Millisecond)
 	defer sweep.Stop()
+	renewC, sweepC := renew.C, sweep.C
+	if n.alone() {
+		// Nobody else reads the embedded registry: a single node spends
+		// nothing on it once it is set up.
+		renew.Stop()
+		sweep.Stop()
+		renewC, sweepC = nil, nil
+	}
 	var flush <-chan time.Time
 	var lastWrite time.Time
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-renew.C:
+		case <-renewC:
 			ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 			n.refreshLoad()
 			if err := n.putLease(ctx); err != nil {
@@ -446,7 +454,7 @@ func (n *Node) run() {
 			ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
 			n.writeRosters(ctx)
 			cancel()
-		case <-sweep.C:
+		case <-sweepC:
 			n.mu.Lock()
 			gone := n.view.expire(time.Now())
 			n.mu.Unlock()
@@ -605,8 +613,8 @@ func (n *Node) refreshLoad() {
 // Observe takes the rooms' events (sfu.Rooms.SetObserver): each change of
 // a room rewrites this node's roster of it.
 func (n *Node) Observe(e sfu.Event) {
-	if e.Type == sfu.RoomStarted {
-		return // empty until its first participant, a moment later
+	if e.Type == sfu.RoomStarted || n.alone() {
+		return // empty until its first participant; or nobody to tell
 	}
 	n.mu.Lock()
 	n.dirty[e.Room] = true
@@ -879,6 +887,10 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // OnNodeGone sets what is told each node whose lease lapsed.
 func (n *Node) OnNodeGone(f func(node string)) { n.onGone.Store(&f) }
+
+// alone says whether the node runs on its embedded NATS, where nobody
+// else reads the registry.
+func (n *Node) alone() bool { return len(n.cfg.NATS) == 0 }
 
 // ID is the node's id.
 func (n *Node) ID() string { return n.cfg.NodeID }

@@ -54,7 +54,6 @@ type bridge struct {
 	dirty  map[string]bool       // rooms to reconcile
 	wake   chan struct{}
 	ins    map[string]*roomIn // inbound; run's goroutine only
-	stats  struct{ demandsSent atomic.Uint64 }
 }
 
 type localRef struct{ room, track string }
@@ -499,8 +498,8 @@ func (b *bridge) publishDemand(ti *trackIn) {
 	if err != nil {
 		return
 	}
-	if err := b.n.publish(demandSubject(ti.node), msg); err == nil {
-		b.stats.demandsSent.Add(1)
+	if err := b.n.publish(demandSubject(ti.node), msg); err != nil {
+		b.log.Debug("demand not sent", zap.String("node", ti.node), zap.Error(err))
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -94,9 +95,6 @@ type Node struct {
 	nc       *nats.Conn
 	trunkEP  *trunk.Endpoint // nil without NATS
 	bridge   *bridge         // nil without NATS
-
-	// onGone is told each node whose lease lapsed (OnNodeGone).
-	onGone atomic.Pointer[func(string)]
 
 	mu      sync.Mutex
 	view    *view
@@ -488,15 +486,12 @@ func (n *Node) trySetup() <-chan time.Time {
 	return nil
 }
 
-// gone tells the node's user about nodes whose leases lapsed.
+// gone ends what this node shares with nodes whose leases lapsed.
 func (n *Node) gone(ids []string) {
 	for _, id := range ids {
 		n.log.Warn("cluster: node gone", zap.String("node", id))
 		if n.bridge != nil {
 			n.bridge.nodeGone(id)
-		}
-		if f := n.onGone.Load(); f != nil {
-			(*f)(id)
 		}
 	}
 }
@@ -519,19 +514,10 @@ func (n *Node) forgetRosters(ids []string) {
 		return
 	}
 	for k := range lister.Keys() {
-		if _, node, err := unroomKey(k); err == nil && containsString(ids, node) {
+		if _, node, err := unroomKey(k); err == nil && slices.Contains(ids, node) {
 			_ = kv.rooms.Delete(ctx, k)
 		}
 	}
-}
-
-func containsString(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (n *Node) buckets() *buckets {
@@ -884,9 +870,6 @@ func (n *Node) Origins() []string {
 // NATS, a few milliseconds after Start), or when it cannot be and the node
 // serves alone; until then every join stays here.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
-
-// OnNodeGone sets what is told each node whose lease lapsed.
-func (n *Node) OnNodeGone(f func(node string)) { n.onGone.Store(&f) }
 
 // alone says whether the node runs on its embedded NATS, where nobody
 // else reads the registry.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -549,70 +550,58 @@ func urlHost(u string) string {
 	return p.Hostname()
 }
 
-// Room data (chat and app messages) crosses nodes over NATS: a message
-// with recipients elsewhere is published on its room's subject, and every
-// node with the room open delivers it to its recipients there. Files are
-// not relayed (a file is offered to the participants of the sender's node).
+// Room data (chat and app messages), moderation of a participant on
+// another node, and the end of a room cross over NATS on a subject per
+// room: every node with the room open applies what it gets there (data to
+// its recipients here, moderation to its target if here). Files are not
+// relayed (a file is offered to the participants of the sender's node).
+const (
+	dataSubject       = "switchboard.data"
+	moderationSubject = "switchboard.moderate"
+)
 
-func dataSubject(roomKey string) string { return "switchboard.data." + roomKey }
-
-type dataMsg struct {
-	From string       `json:"from"`
-	Data sfu.RoomData `json:"data"`
+// roomMsg is what travels on a room's subject.
+type roomMsg[T any] struct {
+	From string `json:"from"`
+	Body T      `json:"body"`
 }
 
-// dataOut publishes a local participant's message for the other nodes.
-func (b *bridge) dataOut(room string, m sfu.RoomData) {
-	msg, err := json.Marshal(dataMsg{From: b.n.cfg.NodeID, Data: m})
+// toRoom publishes body on subject for room's other nodes.
+func (b *bridge) toRoom(subject, room string, body any) {
+	msg, err := json.Marshal(roomMsg[any]{From: b.n.cfg.NodeID, Body: body})
+	if err == nil {
+		err = b.n.publish(subject+"."+key(room), msg)
+	}
 	if err != nil {
-		return
-	}
-	if err := b.n.publish(dataSubject(key(room)), msg); err != nil {
-		b.log.Debug("room data not relayed", zap.String("room", room), zap.Error(err))
+		b.log.Warn("not passed on to the room's other nodes", zap.String("subject", subject), zap.String("room", room), zap.Error(err))
 	}
 }
 
-// dataIn delivers another node's message here.
-func (b *bridge) dataIn(msg *nats.Msg) {
-	var m dataMsg
-	if err := json.Unmarshal(msg.Data, &m); err != nil || m.From == b.n.cfg.NodeID {
-		return
+// fromRooms handles what other nodes publish on subject's rooms.
+func fromRooms[T any](b *bridge, subject string, apply func(room string, body T)) nats.MsgHandler {
+	return func(msg *nats.Msg) {
+		var m roomMsg[T]
+		if json.Unmarshal(msg.Data, &m) != nil || m.From == b.n.cfg.NodeID {
+			return
+		}
+		if room, err := unkey(strings.TrimPrefix(msg.Subject, subject+".")); err == nil {
+			apply(room, m.Body)
+		}
 	}
-	room, err := unkey(strings.TrimPrefix(msg.Subject, dataSubject("")))
-	if err != nil {
-		return
-	}
-	b.rooms.DeliverData(room, m.Data)
 }
 
-// Moderation of a participant on another node, and the end of a room,
-// cross over NATS as room data does; the target's node applies it.
-
-func moderationSubject(roomKey string) string { return "switchboard.moderate." + roomKey }
-
-type moderationMsg struct {
-	From string               `json:"from"`
-	Do   sfu.RemoteModeration `json:"do"`
-}
-
+func (b *bridge) dataOut(room string, m sfu.RoomData) { b.toRoom(dataSubject, room, m) }
 func (b *bridge) moderationOut(room string, m sfu.RemoteModeration) {
-	msg, err := json.Marshal(moderationMsg{From: b.n.cfg.NodeID, Do: m})
-	if err != nil {
-		return
-	}
-	if err := b.n.publish(moderationSubject(key(room)), msg); err != nil {
-		b.log.Warn("moderation not passed on", zap.String("room", room), zap.String("action", m.Action), zap.Error(err))
-	}
+	b.toRoom(moderationSubject, room, m)
 }
 
-func (b *bridge) moderationIn(msg *nats.Msg) {
-	var m moderationMsg
-	if err := json.Unmarshal(msg.Data, &m); err != nil || m.From == b.n.cfg.NodeID {
-		return
+// subscribeRooms takes the other nodes' room data and moderation.
+func (b *bridge) subscribeRooms(nc *nats.Conn) error {
+	if _, err := nc.Subscribe(dataSubject+".*", fromRooms(b, dataSubject, b.rooms.DeliverData)); err != nil {
+		return fmt.Errorf("cluster: subscribe to room data: %w", err)
 	}
-	room, err := unkey(strings.TrimPrefix(msg.Subject, moderationSubject("")))
-	if err != nil {
-		return
+	if _, err := nc.Subscribe(moderationSubject+".*", fromRooms(b, moderationSubject, b.rooms.Moderate)); err != nil {
+		return fmt.Errorf("cluster: subscribe to moderation: %w", err)
 	}
-	b.rooms.Moderate(room, m.Do)
+	return nil
 }

@@ -247,11 +247,8 @@ func (n *Node) connect() error {
 		}); err != nil {
 			return fmt.Errorf("cluster: subscribe to demand: %w", err)
 		}
-		if _, err := nc.Subscribe(dataSubject("*"), n.bridge.dataIn); err != nil {
-			return fmt.Errorf("cluster: subscribe to room data: %w", err)
-		}
-		if _, err := nc.Subscribe(moderationSubject("*"), n.bridge.moderationIn); err != nil {
-			return fmt.Errorf("cluster: subscribe to moderation: %w", err)
+		if err := n.bridge.subscribeRooms(nc); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -31,3 +31,13 @@ func (p *Participant) contain(where string) {
 	// this may be one.
 	go p.room.leave(p, fmt.Errorf("%w in %s: %v", ErrInternal, where, r))
 }
+
+// contain is deferred at the top of goroutines that work for no one
+// participant (a relayed track's forwarding loop): a panic there is logged
+// with its stack and counted, and ends only that goroutine.
+func (rs *Rooms) contain(where string) {
+	if r := recover(); r != nil {
+		panics.Add(1)
+		rs.log.Error("panic", zap.String("in", where), zap.Any("panic", r), zap.Stack("stack"))
+	}
+}

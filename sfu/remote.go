@@ -147,12 +147,7 @@ func (rs *Rooms) PublishRemote(room string, info TrackInfo, sources []LayerSourc
 	rt := &RemoteTrack{t: t, room: r}
 	for _, l := range layers {
 		go func() {
-			defer func() {
-				if v := recover(); v != nil {
-					panics.Add(1)
-					rs.log.Error("panic in a relayed track's forwarding loop", zap.Any("panic", v), zap.Stack("stack"))
-				}
-			}()
+			defer rs.contain("relayed track forwarding")
 			if t.forward(l) {
 				rt.Unpublish()
 			}

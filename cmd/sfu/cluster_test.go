@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -286,14 +285,8 @@ func receivesFrom(c *client.Client, ids map[string]bool) bool {
 // and all see one another.
 func TestClusterRoomStaysOnOneNode(t *testing.T) {
 	_, nodes := startCluster(t, 3)
-	baseline := map[string]float64{}
-	for _, n := range nodes {
-		baseline[n.id] = n.metric("go_goroutines")
-	}
-	api, err := client.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	baseline := goroutines(nodes)
+	api := pionAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var clients []*client.Client
@@ -341,12 +334,7 @@ func TestClusterRoomStaysOnOneNode(t *testing.T) {
 	for _, c := range clients {
 		c.Close()
 	}
-	for _, n := range nodes {
-		waitUntil(t, 10*time.Second, n.id+" to be idle again", func() bool {
-			return n.metric("switchboard_rooms") == 0 && n.metric("switchboard_participants") == 0 &&
-				n.metric("go_goroutines") <= baseline[n.id]
-		})
-	}
+	waitIdle(t, nodes, baseline)
 }
 
 // hostOf returns the node whose signaling URL is ws.
@@ -367,10 +355,7 @@ func hostOf(t *testing.T, nodes []*clusterNode, ws string) *clusterNode {
 // dead node within the lease's 6 s.
 func TestClusterNodeKilled(t *testing.T) {
 	_, nodes := startCluster(t, 3)
-	api, err := client.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := pionAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	opts := client.Options{Publish: true, VideoBitrate: 150_000, KeyframeInterval: time.Second}
@@ -447,10 +432,7 @@ func TestClusterNodeKilled(t *testing.T) {
 // NATS restarted mid-call: media goes on, and the registry recovers.
 func TestClusterDrainAndNATSRestart(t *testing.T) {
 	ns, nodes := startCluster(t, 3, "-shutdown-grace", "20s")
-	api, err := client.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := pionAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	opts := client.Options{Publish: true, VideoBitrate: 150_000}
@@ -540,10 +522,7 @@ func TestClusterDrainAndNATSRestart(t *testing.T) {
 // live node, and decodes again.
 func TestBrowserClusterRedirectAndFailover(t *testing.T) {
 	_, nodes := startCluster(t, 3)
-	api, err := client.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := pionAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	opts := client.Options{Publish: true, VideoBitrate: 200_000, KeyframeInterval: time.Second}
@@ -604,14 +583,8 @@ func (n *clusterNode) peerMetric(name, peer string) float64 {
 // however many subscribers it has there; nothing once they have left.
 func TestClusterRoomAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 3, "-max-participants-per-node-room", "1")
-	baseline := map[string]float64{}
-	for _, n := range nodes {
-		baseline[n.id] = n.metric("go_goroutines")
-	}
-	api, err := client.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	baseline := goroutines(nodes)
+	api := pionAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	opts := client.Options{Publish: true, VideoBitrate: 150_000}
@@ -757,13 +730,7 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 	for _, c := range clients {
 		c.Close()
 	}
-	for _, n := range nodes[:2] {
-		waitUntil(t, 10*time.Second, n.id+" to be idle again", func() bool {
-			return n.metric("switchboard_rooms") == 0 && n.metric(`switchboard_tracks{kind="video"}`) <= 0 &&
-				n.metric(`switchboard_tracks{kind="audio"}`) <= 0 && n.peerMetric("switchboard_cluster_relay_streams", nodes[1-slices.Index(nodes, n)].id) == 0 &&
-				n.metric("go_goroutines") <= baseline[n.id]
-		})
-	}
+	waitIdle(t, nodes[:2], baseline)
 }
 
 // Simulcast across the relay: a subscriber showing a small tile on one
@@ -771,10 +738,7 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 // third node the high layer; each node is sent the layers it needs.
 func TestClusterSimulcastAcrossNodes(t *testing.T) {
 	_, nodes := startCluster(t, 3, "-max-participants-per-node-room", "1")
-	api, err := client.NewAPI()
-	if err != nil {
-		t.Fatal(err)
-	}
+	api := pionAPI(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	pub, _ := joinCluster(ctx, t, api, nodes[0].ws(), "layers", "pub", client.Options{Publish: true, Simulcast: true, VideoBitrate: 900_000})
@@ -817,14 +781,20 @@ func TestClusterSimulcastAcrossNodes(t *testing.T) {
 		}
 		return float64(b)
 	}
+	// Bytes over windows of at least a second, between the polls.
 	var sb, bb float64
+	from, s0, b0 := time.Now(), rate(small), rate(big)
 	waitUntil(t, 20*time.Second, "the uncapped viewer to get several times the capped one's video", func() bool {
-		s0, b0 := rate(small), rate(big)
-		time.Sleep(time.Second) // a one-second window of bytes
-		sb, bb = rate(small)-s0, rate(big)-b0
+		if time.Since(from) < time.Second {
+			return false
+		}
+		secs := time.Since(from).Seconds()
+		s1, b1 := rate(small), rate(big)
+		sb, bb = (s1-s0)/secs, (b1-b0)/secs
+		from, s0, b0 = time.Now(), s1, b1
 		return bb > 3*sb && sb > 0
 	})
-	t.Logf("video received in one second: small tile %.0f kbit, uncapped %.0f kbit", sb*8/1000, bb*8/1000)
+	t.Logf("video received per second: small tile %.0f kbit, uncapped %.0f kbit", sb*8/1000, bb*8/1000)
 }
 
 // waitChat waits for a chat message with text to reach c.
@@ -874,4 +844,42 @@ func waitSpeaker(ctx context.Context, c *client.Client, id string) error {
 
 func waitType(ctx context.Context, c *client.Client, typ string) error {
 	return waitMessage(ctx, c, 5*time.Second, typ+" message", func(m client.Message) bool { return m.Type == typ })
+}
+
+func pionAPI(t *testing.T) *webrtc.API {
+	t.Helper()
+	api, err := client.NewAPI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api
+}
+
+// goroutines is each node's goroutine count now, a baseline for waitIdle.
+func goroutines(nodes []*clusterNode) map[string]float64 {
+	out := map[string]float64{}
+	for _, n := range nodes {
+		out[n.id] = n.metric("go_goroutines")
+	}
+	return out
+}
+
+// waitIdle waits until each of nodes has no rooms, participants, tracks or
+// streams relayed to the others, and no more goroutines than at baseline.
+func waitIdle(t *testing.T, nodes []*clusterNode, baseline map[string]float64) {
+	t.Helper()
+	for _, n := range nodes {
+		waitUntil(t, 10*time.Second, n.id+" to be idle again", func() bool {
+			if n.metric("switchboard_rooms") != 0 || n.metric("switchboard_participants") != 0 ||
+				n.metric(`switchboard_tracks{kind="video"}`) > 0 || n.metric(`switchboard_tracks{kind="audio"}`) > 0 {
+				return false
+			}
+			for _, o := range nodes {
+				if o != n && n.peerMetric("switchboard_cluster_relay_streams", o.id) > 0 {
+					return false
+				}
+			}
+			return n.metric("go_goroutines") <= baseline[n.id]
+		})
+	}
 }

@@ -35,42 +35,15 @@ func (w *countWriter) Write(b []byte) (int, error) { return len(b), nil }
 func BenchmarkForward(b *testing.B) {
 	for _, subs := range []int{1, 10, 50} {
 		b.Run(fmt.Sprintf("downtracks=%d", subs), func(b *testing.B) {
-			info := TrackInfo{ID: "t", Participant: "p", Kind: webrtc.RTPCodecTypeVideo, Codec: webrtc.MimeTypeVP8}
-			track := newTrack(info, "1", vp8Codec, func([]rtcp.Packet) error { return nil }, zap.NewNop())
-			l := &layer{index: 0, rid: "q", ssrc: 1, cache: &rtc.PacketCache{}}
-			track.layers[0].Store(l)
 			writers := make([]*countWriter, subs)
-			for i := range subs {
-				d := newDownTrack(track, &Participant{log: zap.NewNop()})
+			r := newBenchRoute(b, subs, func(i int, d *DownTrack) {
 				writers[i] = &countWriter{}
-				d.writer, d.ssrc, d.pt = writers[i], uint32(100+i), subPT
-				track.addDownTrack(d)
-			}
-			b.Cleanup(func() { track.close(); l.fanout.stop() })
-
-			src := vp8Source{ssrc: 1, sn: 1, ts: 1, pic: 1, width: 320, height: 180, size: 1100}
-			key := src.frame(true, 0, 1)[0]
-			inter := src.frame(false, 0, 1)[0]
-			var hdr rtp.Header
-			pkt := packet{layer: 0, header: &hdr}
-			buf := make([]byte, 1500)
-			n := copy(buf, key.raw)
-			track.route(l, buf[:n], time.Now(), &pkt) // starts every down-track
-			n = copy(buf, inter.raw)
-			raw := buf[:n]
-			sn, ts, pic := inter.sn, inter.ts, inter.pic
-
-			b.SetBytes(int64(len(raw)))
+				d.writer = writers[i]
+			})
+			b.SetBytes(int64(len(r.raw)))
 			b.ReportAllocs()
 			for b.Loop() {
-				// The next frame: the publisher's numbers move on as a real stream's do.
-				sn++
-				ts += 3000
-				pic = (pic + 1) & 0x7fff
-				binary.BigEndian.PutUint16(raw[2:], sn)
-				binary.BigEndian.PutUint32(raw[4:], ts)
-				binary.BigEndian.PutUint16(raw[rtpHeaderSize+2:], 0x8000|pic)
-				track.route(l, raw, time.Now(), &pkt) // the forwarding loop reads the clock per packet
+				r.next()
 			}
 			b.StopTimer()
 			for i, w := range writers {
@@ -81,6 +54,54 @@ func BenchmarkForward(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchRoute is one video layer's forwarding loop with subs down-tracks,
+// each set up by attach, primed with a keyframe; next routes the next
+// frame's packet, its numbers moving on as a real stream's do.
+type benchRoute struct {
+	track   *Track
+	l       *layer
+	pkt     packet
+	hdr     rtp.Header
+	raw     []byte
+	sn, pic uint16
+	ts      uint32
+}
+
+func newBenchRoute(b *testing.B, subs int, attach func(i int, d *DownTrack)) *benchRoute {
+	info := TrackInfo{ID: "t", Participant: "p", Kind: webrtc.RTPCodecTypeVideo, Codec: webrtc.MimeTypeVP8}
+	r := &benchRoute{track: newTrack(info, "1", vp8Codec, func([]rtcp.Packet) error { return nil }, zap.NewNop())}
+	r.l = &layer{index: 0, rid: "q", ssrc: 1, cache: &rtc.PacketCache{}}
+	r.track.layers[0].Store(r.l)
+	for i := range subs {
+		d := newDownTrack(r.track, &Participant{log: zap.NewNop()})
+		attach(i, d)
+		d.ssrc, d.pt = uint32(100+i), subPT
+		r.track.addDownTrack(d)
+	}
+	b.Cleanup(func() { r.track.close(); r.l.fanout.stop() })
+	src := vp8Source{ssrc: 1, sn: 1, ts: 1, pic: 1, width: 320, height: 180, size: 1100}
+	key := src.frame(true, 0, 1)[0]
+	inter := src.frame(false, 0, 1)[0]
+	r.pkt = packet{layer: 0, header: &r.hdr}
+	buf := make([]byte, 1500)
+	n := copy(buf, key.raw)
+	r.track.route(r.l, buf[:n], time.Now(), &r.pkt) // starts every down-track
+	n = copy(buf, inter.raw)
+	r.raw = buf[:n]
+	r.sn, r.ts, r.pic = inter.sn, inter.ts, inter.pic
+	return r
+}
+
+func (r *benchRoute) next() {
+	r.sn++
+	r.ts += 3000
+	r.pic = (r.pic + 1) & 0x7fff
+	binary.BigEndian.PutUint16(r.raw[2:], r.sn)
+	binary.BigEndian.PutUint32(r.raw[4:], r.ts)
+	binary.BigEndian.PutUint16(r.raw[rtpHeaderSize+2:], 0x8000|r.pic)
+	r.track.route(r.l, r.raw, time.Now(), &r.pkt) // the forwarding loop reads the clock per packet
 }
 
 // sockWriter stands in for the subscriber's write stream with the send
@@ -132,51 +153,27 @@ func BenchmarkForwardBatched(b *testing.B) {
 			}
 			const subs = 10
 			b.Run(fmt.Sprintf("downtracks=%d/pass=%d/%v", subs, pass, path), func(b *testing.B) {
-				info := TrackInfo{ID: "t", Participant: "p", Kind: webrtc.RTPCodecTypeVideo, Codec: webrtc.MimeTypeVP8}
-				track := newTrack(info, "1", vp8Codec, func([]rtcp.Packet) error { return nil }, zap.NewNop())
-				l := &layer{index: 0, rid: "q", ssrc: 1, cache: &rtc.PacketCache{}}
-				track.layers[0].Store(l)
 				writers := make([]*sockWriter, subs)
-				for i := range subs {
+				r := newBenchRoute(b, subs, func(i int, d *DownTrack) {
 					c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 					if err != nil {
 						b.Fatal(err)
 					}
-					defer c.Close()
+					b.Cleanup(func() { c.Close() })
 					batch := rtc.NewBatcher(path)
-					d := newDownTrack(track, &Participant{log: zap.NewNop(), batch: batch})
+					d.subscriber.batch = batch
 					writers[i] = &sockWriter{c: rtc.NewBatchConn(c, batch), to: to}
-					d.writer, d.ssrc, d.pt = writers[i], uint32(100+i), subPT
-					track.addDownTrack(d)
-				}
-				b.Cleanup(func() { track.close(); l.fanout.stop() })
-
-				src := vp8Source{ssrc: 1, sn: 1, ts: 1, pic: 1, width: 320, height: 180, size: 1100}
-				key := src.frame(true, 0, 1)[0]
-				inter := src.frame(false, 0, 1)[0]
-				var hdr rtp.Header
-				pkt := packet{layer: 0, header: &hdr}
-				buf := make([]byte, 1500)
-				n := copy(buf, key.raw)
-				track.route(l, buf[:n], time.Now(), &pkt)
-				n = copy(buf, inter.raw)
-				raw := buf[:n]
-				sn, ts, pic := inter.sn, inter.ts, inter.pic
-
-				b.SetBytes(int64(len(raw)))
+					d.writer = writers[i]
+				})
+				l := r.l
+				b.SetBytes(int64(len(r.raw)))
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
 					if i%pass == 0 {
 						l.fanout.open()
 					}
-					sn++
-					ts += 3000
-					pic = (pic + 1) & 0x7fff
-					binary.BigEndian.PutUint16(raw[2:], sn)
-					binary.BigEndian.PutUint32(raw[4:], ts)
-					binary.BigEndian.PutUint16(raw[rtpHeaderSize+2:], 0x8000|pic)
-					track.route(l, raw, time.Now(), &pkt)
+					r.next()
 					if i++; i%pass == 0 {
 						l.fanout.close()
 					}

@@ -24,7 +24,6 @@ type rampConfig struct {
 	step           int
 	stepDuration   time.Duration
 	settle         time.Duration
-	warmup         time.Duration
 	confirm        bool
 	maxSubscribers int
 	limits         rampLimits
@@ -41,14 +40,7 @@ func (c *rampConfig) register(fl *flag.FlagSet) {
 	fl.DurationVar(&c.joinTimeout, "join-timeout", 30*time.Second, "how long joining and the first media of a step may take")
 	fl.StringVar(&c.jsonPath, "json", "", "also write the steps and the knee as JSON to this `file`, and a plot next to it with .svg")
 	fl.IntVar(&c.publishers, "publishers", 4, "publishers in the room (each sends video and audio)")
-	fl.Var(&c.bitrate, "bitrate", "video bitrate per publisher (its full layer with -simulcast), e.g. 500k or 1.5M")
-	fl.IntVar(&c.fps, "fps", 30, "video frames per second")
-	fl.DurationVar(&c.keyframeInterval, "keyframe-interval", 2*time.Second, "time between unrequested keyframes")
-	fl.BoolVar(&c.simulcast, "simulcast", false, "publish as the web client does: VP8 layers q, h, f with L1T3 temporal layers")
-	fl.Float64Var(&c.drop, "drop", 0, "impairment for testing the tool: subscribers discard this fraction of packets before counting")
-	fl.IntVar(&c.concurrency, "join-concurrency", 8, "clients joining at once")
-	fl.StringVar(&c.tokenSecret, "token-secret", "",
-		"the server's join token `secret`, to mint each client a token (default: $SWITCHBOARD_TOKEN_SECRET)")
+	c.clientFlags(fl)
 	fl.IntVar(&c.step, "step", 4, "subscribers added at each step (the first step starts with this many)")
 	fl.DurationVar(&c.stepDuration, "step-duration", 12*time.Second, "how long each step lasts once its subscribers' media flows, -settle included")
 	fl.DurationVar(&c.settle, "settle", 5*time.Second, "the unmeasured start of each step (the new subscribers' bandwidth estimates and layers settle)")

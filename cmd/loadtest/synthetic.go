@@ -35,19 +35,25 @@ type syntheticConfig struct {
 	split  bool
 }
 
-func (c *syntheticConfig) flags(fl *flag.FlagSet) {
-	c.bitrate = 1_500_000
-	fl.IntVar(&c.publishers, "publishers", 2, "publishers per room (each sends video and audio, and receives the others)")
-	fl.IntVar(&c.subscribers, "subscribers", 4, "subscribers per room (receive every publisher, send nothing)")
+// clientFlags are the flags of the clients' media and joining, which the
+// synthetic and ramp modes share.
+func (c *syntheticConfig) clientFlags(fl *flag.FlagSet) {
 	fl.Var(&c.bitrate, "bitrate", "video bitrate per publisher (its full layer with -simulcast), e.g. 500k or 1.5M")
 	fl.IntVar(&c.fps, "fps", 30, "video frames per second")
 	fl.DurationVar(&c.keyframeInterval, "keyframe-interval", 2*time.Second, "time between unrequested keyframes")
 	fl.BoolVar(&c.simulcast, "simulcast", false, "publish as the web client does: VP8 layers q, h, f (320x180, 640x360, 1280x720 at 1/10, 3/10 and all of -bitrate) with L1T3 temporal layers")
 	fl.Float64Var(&c.drop, "drop", 0, "impairment for testing the tool: subscribers discard this fraction of packets before counting")
 	fl.IntVar(&c.concurrency, "join-concurrency", 8, "clients joining at once")
-	fl.DurationVar(&c.maxP99, "max-p99", 0, "fail the run when the p99 added latency exceeds this (0: no limit)")
 	fl.StringVar(&c.tokenSecret, "token-secret", "",
 		"the server's join token `secret`, to mint each client a token (default: $SWITCHBOARD_TOKEN_SECRET)")
+}
+
+func (c *syntheticConfig) flags(fl *flag.FlagSet) {
+	c.bitrate = 1_500_000
+	fl.IntVar(&c.publishers, "publishers", 2, "publishers per room (each sends video and audio, and receives the others)")
+	fl.IntVar(&c.subscribers, "subscribers", 4, "subscribers per room (receive every publisher, send nothing)")
+	c.clientFlags(fl)
+	fl.DurationVar(&c.maxP99, "max-p99", 0, "fail the run when the p99 added latency exceeds this (0: no limit)")
 	fl.DurationVar(&c.warmup, "warmup", 0, "time after everyone joined before the measurement starts (lets bandwidth estimates and layers settle)")
 	fl.StringVar(&c.subURL, "sub-url", "", "a cluster: the base `URL` subscribers dial (default: -url)")
 	fl.BoolVar(&c.split, "split", false, "a cluster: each room's subscribers avoid the node its publishers are on, so that every packet crosses the trunk")

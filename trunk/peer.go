@@ -39,7 +39,6 @@ type Peer struct {
 	addr   netip.AddrPort
 	pub    []byte
 	closed bool
-	wbuf   []byte
 	// highest sequence number sent per trunk SSRC
 	sentSeq map[uint32]uint16
 	ehdr    rtp.Header
@@ -92,7 +91,6 @@ func newPeer(e *Endpoint, id string, addr netip.AddrPort, pub []byte, send, recv
 		send:    send,
 		addr:    addr,
 		pub:     bytes.Clone(pub),
-		wbuf:    make([]byte, 1<<16),
 		sentSeq: map[uint32]uint16{},
 		streams: map[uint32]*Stream{},
 	}
@@ -219,16 +217,22 @@ func (p *Peer) WriteRTCP(pkts []rtcp.Packet) error {
 	if err != nil {
 		return err
 	}
+	bp := sendBufs.Get().(*[maxRTPSize]byte)
+	defer sendBufs.Put(bp)
+	// As in WriteRTP, only the SRTCP context needs the lock: the relayed
+	// streams' writers do not wait for this send.
 	p.sendMu.Lock()
-	defer p.sendMu.Unlock()
 	if p.closed {
+		p.sendMu.Unlock()
 		return ErrClosed
 	}
-	out, err := p.send.EncryptRTCP(p.wbuf, raw, &p.chdr)
+	out, err := p.send.EncryptRTCP(bp[:], raw, &p.chdr)
+	addr := p.addr
+	p.sendMu.Unlock()
 	if err != nil {
 		return err
 	}
-	_, err = p.e.conn.WriteToUDPAddrPort(out, p.addr)
+	_, err = p.e.conn.WriteToUDPAddrPort(out, addr)
 	return err
 }
 

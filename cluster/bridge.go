@@ -154,8 +154,7 @@ func (b *bridge) forgetTrack(track string) {
 	}
 	for k, o := range b.outs {
 		if k.track == track {
-			o.track.RemoveTap(o)
-			delete(b.outs, k)
+			b.stopLocked(k, o)
 		}
 	}
 }
@@ -193,9 +192,7 @@ func (b *bridge) nodeGone(node string) {
 	b.mu.Lock()
 	for k, o := range b.outs {
 		if k.node == node {
-			o.track.RemoveTap(o)
-			o.track.SetRemoteDemand(node, 0)
-			delete(b.outs, k)
+			b.stopLocked(k, o)
 		}
 	}
 	delete(b.peers, node)
@@ -210,14 +207,20 @@ func (b *bridge) demanded(m demandMsg) {
 	// Found before b.mu is taken: the rooms' locks come first (Observe is
 	// called under a room's lock and takes b.mu).
 	lt, isLocal := b.rooms.LocalTrack(m.Room, m.Track)
+	var keyframes []int
+	var relayed sfu.LocalTrack
+	defer func() {
+		// After b.mu: a keyframe request may write to the publisher.
+		for _, l := range keyframes {
+			relayed.RequestKeyframe(l)
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o := b.outs[k]
 	if m.Layers <= 0 {
 		if o != nil {
-			o.track.RemoveTap(o)
-			o.track.SetRemoteDemand(m.From, 0)
-			delete(b.outs, k)
+			b.stopLocked(k, o)
 		}
 		return
 	}
@@ -232,14 +235,20 @@ func (b *bridge) demanded(m demandMsg) {
 		lt.AddTap(o)
 		b.log.Debug("relaying a track", zap.String("node", m.From), zap.String("track", m.Track), zap.Int("layers", m.Layers))
 	}
-	if old := int(o.layers.Swap(int32(m.Layers))); m.Layers > old {
-		// The new layers start at a keyframe for the far side's subscribers.
-		for l := old; l < m.Layers; l++ {
-			o.track.RequestKeyframe(l)
-		}
+	// The new layers start at a keyframe for the far side's subscribers.
+	relayed = o.track
+	for l := int(o.layers.Swap(int32(m.Layers))); l < m.Layers; l++ {
+		keyframes = append(keyframes, l)
 	}
 	o.seen = time.Now()
 	o.track.SetRemoteDemand(m.From, m.Layers)
+}
+
+// stopLocked stops relaying a track to a node; b.mu held.
+func (b *bridge) stopLocked(k outKey, o *relayOut) {
+	o.track.RemoveTap(o)
+	o.track.SetRemoteDemand(k.node, 0)
+	delete(b.outs, k)
 }
 
 // expireDemand forgets demand that was not renewed.
@@ -248,9 +257,7 @@ func (b *bridge) expireDemand(now time.Time) {
 	defer b.mu.Unlock()
 	for k, o := range b.outs {
 		if now.Sub(o.seen) > demandTTL {
-			o.track.RemoveTap(o)
-			o.track.SetRemoteDemand(k.node, 0)
-			delete(b.outs, k)
+			b.stopLocked(k, o)
 		}
 	}
 }

@@ -59,9 +59,27 @@ func (q *dataQueue) add(b []byte, limit int) bool {
 
 // prepend puts msgs before everything queued (the chat history of a
 // newcomer goes before what arrived since it joined); past the bound, the
-// oldest of them are left out.
+// oldest of them are left out. A message already queued is not put in
+// twice: a newcomer may chat before the server sees its channel open, and
+// its echo is then both queued and in the history (the history holds the
+// very slices the relay queues, so identity tells them apart).
 func (q *dataQueue) prepend(msgs [][]byte) {
 	q.mu.Lock()
+	if len(q.items) > 0 {
+		queued := make(map[*byte]bool, len(q.items))
+		for _, b := range q.items {
+			if len(b) > 0 {
+				queued[&b[0]] = true
+			}
+		}
+		fresh := make([][]byte, 0, len(msgs))
+		for _, b := range msgs {
+			if len(b) == 0 || !queued[&b[0]] {
+				fresh = append(fresh, b)
+			}
+		}
+		msgs = fresh
+	}
 	room := q.max - q.bytes
 	first := len(msgs)
 	for first > 0 && len(msgs[first-1]) <= room {

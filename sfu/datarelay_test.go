@@ -252,6 +252,29 @@ func TestDataQueuePrepend(t *testing.T) {
 	}
 }
 
+// A newcomer who chats before the server sees its channel open finds its
+// echo both queued and in the history: it gets it once, in order.
+func TestDataQueuePrependSkipsQueued(t *testing.T) {
+	s := &fakeSink{}
+	q := newDataQueue(s, 1<<10)
+	var l chatLog
+	l.add([]byte("before"))
+	echo := []byte("mine")
+	l.add(echo)
+	q.push(echo)
+	q.push([]byte("after"))
+	q.prepend(l.all())
+	done := make(chan struct{})
+	defer close(done)
+	go q.pump(done)
+	poll.Until(t, time.Second, "drained", func() bool { return q.queued() == 0 })
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if strings.Join(s.got, ",") != "before,mine,after" {
+		t.Errorf("sent %v; want before,mine,after", s.got)
+	}
+}
+
 func FuzzDataMessage(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"chat","text":"hi"}`,

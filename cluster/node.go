@@ -190,6 +190,9 @@ func (n *Node) connect() error {
 			n.mu.Lock()
 			n.view.frozen = true
 			n.mu.Unlock()
+			if n.ctx.Err() != nil {
+				return // Close closed it
+			}
 			n.log.Warn("cluster: NATS connection lost; local calls go on", zap.Error(err))
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) {

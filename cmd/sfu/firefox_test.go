@@ -143,7 +143,7 @@ func TestFirefoxViewerUnderCap(t *testing.T) {
 	for i := 1; i < len(frames); i++ {
 		worst = min(worst, frames[i]-frames[i-1])
 	}
-	t.Logf("firefox behind 500 kbit/s: %.1f fps over 10 s, the slowest second %d frames, at %d px", fps, worst, last.Width)
+	t.Logf("firefox behind 500 kbit/s: %.1f fps over 10 s, the slowest second %d frames, at %d px (frame counts a second apart: %v)", fps, worst, last.Width, frames)
 	if last.Width == 0 || last.Width > 640 {
 		t.Errorf("decoded at %d px; a 500 kbit/s link fits 320 or 640", last.Width)
 	}

@@ -96,7 +96,7 @@ var waitUntil = poll.Until
 func testLogger(t *testing.T) *zap.Logger {
 	w := &lockedBuffer{}
 	enc := zap.NewDevelopmentEncoderConfig()
-	core := zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zap.DebugLevel)
+	core := quietPion{zapcore.NewCore(zapcore.NewConsoleEncoder(enc), zapcore.AddSync(w), zap.DebugLevel)}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", w.String())
@@ -104,6 +104,20 @@ func testLogger(t *testing.T) *zap.Logger {
 	})
 	return zap.New(core)
 }
+
+// quietPion leaves out Pion's debug and info lines (SCTP, ICE and DTLS
+// chatter), which would otherwise push the server's own lines out of what
+// a CI report keeps of a failed test's log.
+type quietPion struct{ zapcore.Core }
+
+func (c quietPion) Check(e zapcore.Entry, ce *zapcore.CheckedEntry) *zapcore.CheckedEntry {
+	if strings.HasPrefix(e.LoggerName, "pion") && e.Level < zapcore.WarnLevel {
+		return ce
+	}
+	return c.Core.Check(e, ce)
+}
+
+func (c quietPion) With(f []zapcore.Field) zapcore.Core { return quietPion{c.Core.With(f)} }
 
 type lockedBuffer struct {
 	mu  sync.Mutex

@@ -224,10 +224,14 @@ func (al *allocator) plan(now time.Time, link linkSnapshot, videos []videoSnapsh
 	}
 	if probe.d != nil && probeBound {
 		// Pad so that the link carries the whole rate the upgrade needs, but
-		// at most double what it has been seen to carry: a link far
+		// at most double what it is taken to carry (link.keep: the start
+		// assumption until a probe or congestion says more): a link far
 		// narrower than the goal is found out gently, and a wide one is
-		// climbed in a few steps.
-		probe.target = min(int(float64(usage+probe.need)*probeMargin/upgradeHeadroom), probeStep*max(usage, link.up))
+		// climbed in a few steps. Doubling from what a new subscriber is
+		// sent at first instead (audio and the lowest layer, or nothing
+		// for a single-layer video over the assumption) took five probes,
+		// some 11 s, to reach a 2 Mbit/s camera.
+		probe.target = min(int(float64(usage+probe.need)*probeMargin/upgradeHeadroom), probeStep*max(usage, link.keep))
 		probe.rate = max(probe.target-usage, 50_000)
 		plan.probe = probe
 	}

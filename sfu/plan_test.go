@@ -143,6 +143,21 @@ func TestPlanProbe(t *testing.T) {
 			t.Errorf("probe %+v, want video a, need 700k, target 1M, padding 700k", p.probe)
 		}
 	})
+	t.Run("new subscriber: from the start assumption, not from what it is sent", func(t *testing.T) {
+		// A single-layer 1.95 Mbit/s camera does not fit the 600k a fresh
+		// link is assumed to carry, so it starts paused and only audio
+		// flows; the first probe doubles the assumption, not the audio.
+		al := newAllocator()
+		cam := videoSnapshot{down: &DownTrack{}, id: "a", opts: ladder(1_950_000), bound: true}
+		fresh := linkSnapshot{keep: 600_000, up: 0, audio: 2}
+		p := al.plan(t0, fresh, []videoSnapshot{cam})
+		if p.videos[0].option != -1 {
+			t.Fatalf("option %d, want paused", p.videos[0].option)
+		}
+		if p.probe.d != cam.down || p.probe.target != 1_200_000 {
+			t.Errorf("probe %+v, want video a towards 1.2M (twice the 600k assumed)", p.probe)
+		}
+	})
 	t.Run("climbing: no probe", func(t *testing.T) {
 		al := newAllocator()
 		if p := al.plan(t0, link, []videoSnapshot{camera("a")}); p.probe.d != nil {

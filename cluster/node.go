@@ -61,6 +61,9 @@ type Config struct {
 	// MaxParticipantsPerNodeRoom is how many participants of one room a
 	// node takes before the room spreads to another (0: no cap).
 	MaxParticipantsPerNodeRoom int
+	// MaxRooms is limits.rooms: placement opens no new room on a node
+	// that has this many (0: no limit).
+	MaxRooms int
 	// RelayPort is the UDP port of the trunk, the media flow between nodes
 	// (0: any); RelayAddress the address other nodes reach it at (default:
 	// the advertise URL's host if it is an IP address, else the machine's
@@ -539,7 +542,7 @@ func (n *Node) registryError(what string, err error) {
 
 // leaseLocked is the node's lease as it stands.
 func (n *Node) leaseLocked() Lease {
-	l := Lease{ID: n.cfg.NodeID, URL: n.cfg.URL, State: n.state, Load: n.cpu.load}
+	l := Lease{ID: n.cfg.NodeID, URL: n.cfg.URL, State: n.state, Load: n.cpu.load, MaxRooms: n.cfg.MaxRooms}
 	if n.trunkEP != nil {
 		l.Trunk, l.TrunkKey = n.trunkAddr, n.trunkEP.PublicKey()
 	}
@@ -709,7 +712,9 @@ func (n *Node) Place(ctx context.Context, room, avoid, ticket string) *Redirect 
 	if ticket != "" && (capPerNode <= 0 || local < capPerNode) && n.redeem(ctx, ticket) {
 		return nil
 	}
+	open := len(n.rooms.List())
 	n.mu.Lock()
+	n.view.selfRooms = open
 	d := choose(n.view, room, local, time.Now(), avoid, capPerNode, rand.IntN)
 	if ce := n.log.Check(zap.DebugLevel, "placement"); ce != nil {
 		ce.Write(zap.String("room", room), zap.Int("local", local), zap.Any("hosts", n.view.hosts(room)),

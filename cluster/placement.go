@@ -18,7 +18,9 @@ type decision struct {
 // choose places a join for room, the way the issue of rooms across nodes
 // asks: a room stays on the node it is on while it fits (capPerNode
 // participants; 0 for no cap); past the cap it spreads to another node; a
-// new room goes to the less loaded of two random serving nodes. local is
+// new room goes to the less loaded of two random serving nodes that are
+// below their room limit (limits.rooms), and to none when all are at it
+// (this node's own checks then refuse the join). local is
 // how many participants room has here; avoid is a node the client could
 // not reach. pick(n) returns a random index below n.
 func choose(v *view, room string, local int, now time.Time, avoid string, capPerNode int, pick func(n int) int) decision {
@@ -68,17 +70,33 @@ func choose(v *view, room string, local int, now time.Time, avoid string, capPer
 		// does not have it yet, if there is one; this one first, since
 		// the client is here already (and the node it would be sent to
 		// might well send it on again).
-		pool = slices.DeleteFunc(slices.Clone(cands), func(l Lease) bool { _, ok := hosts[l.ID]; return ok })
+		pool = slices.DeleteFunc(slices.Clone(cands), func(l Lease) bool { _, ok := hosts[l.ID]; return ok || !v.opensRooms(l) })
 		if len(pool) == 0 {
-			pool = cands
+			pool = cands // over the cap on a node that has the room, rather than refuse
 		}
 		if slices.ContainsFunc(pool, func(l Lease) bool { return l.ID == v.self }) {
+			return decision{here: true}
+		}
+	}
+	if len(hosts) == 0 {
+		pool = slices.DeleteFunc(slices.Clone(pool), func(l Lease) bool { return !v.opensRooms(l) })
+		if len(pool) == 0 {
 			return decision{here: true}
 		}
 	}
 	d := where(twoChoices(pool, pick), v.self)
 	d.fresh = len(hosts) == 0 && len(cands) > 1
 	return d
+}
+
+// opensRooms says whether node l may open another room: below its
+// limits.rooms, counted live for this node.
+func (v *view) opensRooms(l Lease) bool {
+	rooms := l.Load.Rooms
+	if l.ID == v.self {
+		rooms = v.selfRooms
+	}
+	return l.MaxRooms <= 0 || rooms < l.MaxRooms
 }
 
 func where(l Lease, self string) decision {

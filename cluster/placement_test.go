@@ -102,3 +102,33 @@ func TestChooseAloneOrFrozenStaysHere(t *testing.T) {
 		t.Errorf("expired %v, want b and c", got)
 	}
 }
+
+// A node at its limits.rooms opens no new room, here or elsewhere, and
+// still takes joins for the rooms it has; when every node is at it, the
+// join stays here for this node's own checks to refuse.
+func TestChooseSkipsNodesAtTheirRoomLimit(t *testing.T) {
+	now := time.Now()
+	v := cluster3(now)
+	v.setLease(Lease{ID: "a", State: Serving, MaxRooms: 2}, now)
+	v.selfRooms = 2 // a's lease still says 0: the live count decides
+	v.setLease(Lease{ID: "b", URL: "https://b/", State: Serving, MaxRooms: 5, Load: Load{Rooms: 5}}, now)
+	for i := range 3 {
+		pick := func(n int) int { return i % n }
+		if d := choose(v, "new", 0, now, "", 0, pick); d.here || d.node.ID != "c" {
+			t.Errorf("new room with a and b at their limits: %+v, want c", d)
+		}
+	}
+	v.setRoster(roster("x", "b", 1))
+	if d := choose(v, "x", 0, now, "", 0, first); d.node.ID != "b" {
+		t.Errorf("a room b has: %+v, want b although b is at its room limit", d)
+	}
+	// Past the cap on b, the room spreads, but not to a, which is full.
+	v.setRoster(roster("y", "b", 2))
+	if d := choose(v, "y", 0, now, "", 2, first); d.here || d.node.ID != "c" {
+		t.Errorf("spreading: %+v, want c", d)
+	}
+	v.setLease(Lease{ID: "c", URL: "https://c/", State: Serving, MaxRooms: 1, Load: Load{Rooms: 1}}, now)
+	if d := choose(v, "new", 0, now, "", 0, first); !d.here {
+		t.Errorf("every node at its room limit: %+v, want here (refused by the local checks)", d)
+	}
+}

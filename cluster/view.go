@@ -24,6 +24,9 @@ type Lease struct {
 	// TrunkKey its public key (X25519); empty without a trunk.
 	Trunk    string `json:"trunk,omitempty"`
 	TrunkKey []byte `json:"trunkKey,omitempty"`
+	// MaxRooms is the node's limits.rooms (0: none): at it, the node
+	// takes joins for the rooms it has but opens no other.
+	MaxRooms int `json:"maxRooms,omitempty"`
 }
 
 // Load is what placement weighs.
@@ -79,6 +82,9 @@ type view struct {
 	nodes  map[string]nodeEntry
 	rooms  map[string]map[string]Roster // room -> node -> roster
 	frozen bool                         // the registry is unreachable: nobody expires
+	// selfRooms is how many rooms are open here now; this node's own
+	// lease says what it was at the last refresh.
+	selfRooms int
 }
 
 type nodeEntry struct {

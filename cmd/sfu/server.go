@@ -88,7 +88,7 @@ func newServer(c Config, log *zap.Logger) (_ *server, err error) {
 	if s.node, err = cluster.Start(cluster.Config{NATS: c.Cluster.NATS, NodeID: c.Cluster.NodeID, URL: c.Cluster.AdvertiseURL,
 		Credentials: c.Cluster.Credentials, CAFile: c.Cluster.CA, CertFile: c.Cluster.Cert, KeyFile: c.Cluster.Key,
 		Replicas: c.Cluster.Replicas, RelayPort: c.Cluster.RelayPort, RelayAddress: c.Cluster.RelayAddress,
-		MaxParticipantsPerNodeRoom: c.Cluster.MaxPerNode}, s.rooms, log.Named("cluster")); err != nil {
+		MaxParticipantsPerNodeRoom: c.Cluster.MaxPerNode, MaxRooms: c.Limits.Rooms}, s.rooms, log.Named("cluster")); err != nil {
 		return nil, err
 	}
 	s.rooms.SetObserver(func(e sfu.Event) {

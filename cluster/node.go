@@ -104,7 +104,7 @@ type Node struct {
 	state   string
 	kv      *buckets // nil until the registry is set up
 	dirty   map[string]bool
-	cpu     cpuMeter
+	meter   loadMeter
 	lastErr string
 	// trunkAddr is what the lease says other nodes reach the trunk at.
 	trunkAddr string
@@ -542,7 +542,7 @@ func (n *Node) registryError(what string, err error) {
 
 // leaseLocked is the node's lease as it stands.
 func (n *Node) leaseLocked() Lease {
-	l := Lease{ID: n.cfg.NodeID, URL: n.cfg.URL, State: n.state, Load: n.cpu.load, MaxRooms: n.cfg.MaxRooms}
+	l := Lease{ID: n.cfg.NodeID, URL: n.cfg.URL, State: n.state, Load: n.meter.load, MaxRooms: n.cfg.MaxRooms}
 	if n.trunkEP != nil {
 		l.Trunk, l.TrunkKey = n.trunkAddr, n.trunkEP.PublicKey()
 	}
@@ -593,9 +593,10 @@ func (n *Node) refreshLoad() {
 			l.Tracks += len(p.Tracks)
 		}
 	}
+	in, out := n.rooms.Traffic()
 	n.mu.Lock()
-	l.CPU = n.cpu.sample(time.Now())
-	n.cpu.load = l
+	l.CPU, l.BitrateIn, l.BitrateOut = n.meter.sample(time.Now(), in, out)
+	n.meter.load = l
 	n.mu.Unlock()
 }
 
@@ -945,23 +946,28 @@ func unroomKey(k string) (room, node string, err error) {
 	return room, node, err
 }
 
-// cpuMeter turns the process's CPU time into cores busy between samples.
-type cpuMeter struct {
-	at   time.Time
-	used time.Duration
-	load Load
+// loadMeter turns the process's CPU time and the rooms' byte counters
+// into rates over the time between two samples.
+type loadMeter struct {
+	at      time.Time
+	used    time.Duration
+	in, out uint64 // RTP bytes, as Rooms.Traffic counts them
+	load    Load
 }
 
-func (m *cpuMeter) sample(now time.Time) float64 {
+// sample returns the cores busy and the bit/s received and sent since the
+// last sample (0 at the first).
+func (m *loadMeter) sample(now time.Time, in, out uint64) (cores float64, inBps, outBps int) {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
+		return 0, 0, 0
 	}
 	used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	var cores float64
-	if !m.at.IsZero() && now.After(m.at) {
-		cores = float64(used-m.used) / float64(now.Sub(m.at))
+	if d := now.Sub(m.at); !m.at.IsZero() && d > 0 {
+		cores = float64(used-m.used) / float64(d)
+		inBps = int(float64(in-m.in) * 8 / d.Seconds())
+		outBps = int(float64(out-m.out) * 8 / d.Seconds())
 	}
-	m.at, m.used = now, used
-	return cores
+	m.at, m.used, m.in, m.out = now, used, in, out
+	return cores, inBps, outBps
 }

@@ -60,3 +60,17 @@ func TestEmbeddedNodeWithoutNATS(t *testing.T) {
 		t.Errorf("redirected to %+v without a registry", r)
 	}
 }
+
+// A lease's bandwidth is the rooms' byte counters over the time between
+// two refreshes.
+func TestLoadMeterRates(t *testing.T) {
+	var m loadMeter
+	t0 := time.Now()
+	if _, in, out := m.sample(t0, 5_000, 9_000); in != 0 || out != 0 {
+		t.Errorf("first sample: %d, %d bit/s; want 0 (nothing to compare with)", in, out)
+	}
+	_, in, out := m.sample(t0.Add(2*time.Second), 5_000+250_000, 9_000+1_000_000)
+	if in != 1_000_000 || out != 4_000_000 {
+		t.Errorf("%d in, %d out bit/s; want 1,000,000 and 4,000,000", in, out)
+	}
+}

@@ -35,6 +35,10 @@ type Load struct {
 	Participants int     `json:"participants"`
 	Rooms        int     `json:"rooms"`
 	Tracks       int     `json:"tracks"`
+	// BitrateIn and BitrateOut are the RTP received and sent, bit/s, over
+	// the last refresh.
+	BitrateIn  int `json:"bitrateIn"`
+	BitrateOut int `json:"bitrateOut"`
 }
 
 // Roster is one node's part of one room.

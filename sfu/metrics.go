@@ -19,6 +19,25 @@ type counters struct {
 	paddingBytes         atomic.Uint64 // bandwidth probes, not media
 }
 
+// Traffic is the RTP bytes received and sent since the rooms started (the
+// metrics' bytes_received_total and bytes_sent_total), for a node's load.
+func (rs *Rooms) Traffic() (in, out uint64) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	in, out = rs.ended.bytesIn.Load(), rs.ended.bytesOut.Load()
+	for _, r := range rs.rooms {
+		r.mu.Lock()
+		for _, t := range r.tracks {
+			in += t.stats.bytesIn.Load()
+			for _, d := range *t.downs.Load() {
+				out += d.stats.bytesOut.Load()
+			}
+		}
+		r.mu.Unlock()
+	}
+	return in, out
+}
+
 func (c *counters) addTo(d *counters) {
 	d.packetsIn.Add(c.packetsIn.Load())
 	d.bytesIn.Add(c.bytesIn.Load())

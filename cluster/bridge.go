@@ -3,6 +3,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"net"
 	"net/url"
@@ -23,9 +24,10 @@ import (
 
 // The bridge carries rooms across nodes. Inbound, it shows each room open
 // here the participants the room has on other nodes (from their rosters),
-// with their tracks read from the trunk, and tells each track's node how
-// many layers this node's subscribers need (the demand; 0 when none). Out-
-// bound, it sends each local track, once per node that demands it, and
+// with their tracks read from the trunk, and tells each track's node which
+// layers this node's subscribers need (the demand: the lowest, and those
+// their allocators forward or switch to; none when nobody receives it).
+// Outbound, it sends each local track, once per node that demands it, and
 // only the layers demanded, over that node's trunk flow; it answers the
 // trunk's NACKs from the track's cache and passes keyframe requests to the
 // publisher through the track's throttle.
@@ -72,8 +74,8 @@ type relayOut struct {
 	peer   *trunk.Peer
 	base   uint32
 	track  sfu.LocalTrack
-	layers atomic.Int32
-	seen   time.Time // the last demand; b.mu
+	layers atomic.Uint32 // sfu.LayerSet
+	seen   time.Time     // the last demand; b.mu
 }
 
 // Hold and Release implement sfu.Tap: a pass's packets leave together.
@@ -82,7 +84,7 @@ func (o *relayOut) Release() { o.ep.Release() }
 
 // WritePacket implements sfu.Tap, on the track's forwarding loop.
 func (o *relayOut) WritePacket(layer int, h *rtp.Header, payload []byte) {
-	if layer < int(o.layers.Load()) {
+	if sfu.LayerSet(o.layers.Load()).Has(layer) {
 		_ = o.peer.WriteRTP(o.base+uint32(layer), h, payload)
 	}
 }
@@ -102,16 +104,16 @@ type trackIn struct {
 	streams []*trunk.Stream
 	rids    []string
 	muted   bool
-	demand  int
+	demand  sfu.LayerSet
 	sentAt  time.Time
 }
 
 // demandMsg travels over NATS to the node of a track.
 type demandMsg struct {
-	From   string `json:"from"`
-	Room   string `json:"room"`
-	Track  string `json:"track"`
-	Layers int    `json:"layers"`
+	From   string       `json:"from"`
+	Room   string       `json:"room"`
+	Track  string       `json:"track"`
+	Layers sfu.LayerSet `json:"layers"` // bit i: layer i
 }
 
 func demandSubject(node string) string { return "switchboard.demand." + key(node) }
@@ -218,7 +220,7 @@ func (b *bridge) demanded(m demandMsg) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	o := b.outs[k]
-	if m.Layers <= 0 {
+	if m.Layers == 0 {
 		if o != nil {
 			b.stopLocked(k, o)
 		}
@@ -233,12 +235,15 @@ func (b *bridge) demanded(m demandMsg) {
 		o = &relayOut{ep: b.ep, peer: peer, base: base, track: lt}
 		b.outs[k] = o
 		lt.AddTap(o)
-		b.log.Debug("relaying a track", zap.String("node", m.From), zap.String("track", m.Track), zap.Int("layers", m.Layers))
+		b.log.Debug("relaying a track", zap.String("node", m.From), zap.String("track", m.Track), zap.Uint8("layers", uint8(m.Layers)))
 	}
 	// The new layers start at a keyframe for the far side's subscribers.
 	relayed = o.track
-	for l := int(o.layers.Swap(int32(m.Layers))); l < m.Layers; l++ {
-		keyframes = append(keyframes, l)
+	old := sfu.LayerSet(o.layers.Swap(uint32(m.Layers)))
+	for l := range 8 {
+		if m.Layers.Has(l) && !old.Has(l) {
+			keyframes = append(keyframes, l)
+		}
 	}
 	o.seen = time.Now()
 	o.track.SetRemoteDemand(m.From, m.Layers)
@@ -517,7 +522,7 @@ func (b *bridge) relayStreams() map[string]int {
 	defer b.mu.Unlock()
 	out := map[string]int{}
 	for k, o := range b.outs {
-		out[k.node] += int(o.layers.Load())
+		out[k.node] += bits.OnesCount32(o.layers.Load())
 	}
 	return out
 }

@@ -64,3 +64,14 @@ func TestDynacastNeededLayers(t *testing.T) {
 		t.Errorf("publishLayers(0) = %v, want none", got)
 	}
 }
+
+// A node's demand names layers; the publisher encodes up to the highest.
+func TestLayerSet(t *testing.T) {
+	s := LayerSet(0).with(0).with(2).with(-1).with(maxLayers)
+	if !s.Has(0) || s.Has(1) || !s.Has(2) || s.Has(-1) || s.Has(maxLayers) {
+		t.Errorf("set %03b: want layers 0 and 2 only", s)
+	}
+	if s.Count() != 3 || LayerSet(1).Count() != 1 || LayerSet(0).Count() != 0 {
+		t.Errorf("counts %d, %d, %d: want 3, 1, 0", s.Count(), LayerSet(1).Count(), LayerSet(0).Count())
+	}
+}

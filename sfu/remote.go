@@ -3,6 +3,7 @@ package sfu
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 
 	"github.com/pion/rtcp"
@@ -166,23 +167,42 @@ func (rt *RemoteTrack) SetMuted(muted bool) {
 	}
 }
 
-// Needed is how many layers of the track this node's subscribers need now
-// (dynacast, as a publisher here would be told; at least the lowest while
-// anyone receives it).
-func (rt *RemoteTrack) Needed() int {
-	t := rt.t
-	downs := t.downTracks()
+// Needed is the set of the track's layers this node's subscribers need
+// now (bit i: layer i; 0: none): the lowest while anyone receives the
+// track, so that a subscriber can fall back to it at once, and the layers
+// their allocators forward or are switching to. A layer that does not
+// arrive still is an option to the allocators, at its nominal rate; when
+// one moves a subscriber up to it, it is asked for here and starts at a
+// keyframe, as a layer that dynacast had switched off does.
+func (rt *RemoteTrack) Needed() LayerSet {
+	downs := rt.t.downTracks()
 	if len(downs) == 0 {
 		return 0
 	}
-	if t.info.Kind != webrtc.RTPCodecTypeVideo {
-		return 1
+	need := LayerSet(1)
+	for _, d := range downs {
+		d.mu.Lock()
+		cur, target := d.current, d.target
+		d.mu.Unlock()
+		need = need.with(cur).with(target)
 	}
-	tiles := make([]tile, len(downs))
-	for i, d := range downs {
-		tiles[i] = d.tileNow()
+	return need
+}
+
+// LayerSet is a set of a track's layers, bit i for layer i.
+type LayerSet uint8
+
+// Has says whether layer i is in s.
+func (s LayerSet) Has(i int) bool { return i >= 0 && i < maxLayers && s&(1<<i) != 0 }
+
+// Count is how many layers 0..n-1 cover s: what a publisher must encode.
+func (s LayerSet) Count() int { return bits.Len8(uint8(s)) }
+
+func (s LayerSet) with(i int) LayerSet {
+	if i < 0 || i >= maxLayers {
+		return s
 	}
-	return max(1, neededLayers(len(t.Info().Layers) > 0, t.layerWidths(), tiles))
+	return s | 1<<i
 }
 
 // Tap receives the packets of a local track, e.g. to relay them to
@@ -251,16 +271,16 @@ func (lt LocalTrack) RemoveTap(tap Tap) {
 	t.taps.Store(&taps)
 }
 
-// SetRemoteDemand records how many layers another node's subscribers need
+// SetRemoteDemand records the layers another node's subscribers need
 // (0: none), so that dynacast keeps them encoded.
-func (lt LocalTrack) SetRemoteDemand(node string, layers int) {
+func (lt LocalTrack) SetRemoteDemand(node string, layers LayerSet) {
 	t := lt.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.remoteDemand == nil {
-		t.remoteDemand = map[string]int{}
+		t.remoteDemand = map[string]LayerSet{}
 	}
-	if layers <= 0 {
+	if layers == 0 {
 		delete(t.remoteDemand, node)
 	} else {
 		t.remoteDemand[node] = layers
@@ -301,11 +321,12 @@ func (lt LocalTrack) Resend(layer int, seq uint16, tap Tap) bool {
 	return true
 }
 
-// remoteDemandLocked is the most layers any other node needs; t.mu held.
+// remoteDemandLocked is how many layers (0..n-1) the publisher must
+// encode for other nodes; t.mu held.
 func (t *Track) remoteDemandLocked() int {
 	n := 0
 	for _, v := range t.remoteDemand {
-		n = max(n, v)
+		n = max(n, v.Count())
 	}
 	return n
 }

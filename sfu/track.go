@@ -71,7 +71,7 @@ type Track struct {
 	closed  bool
 	running int // forwarding loops still reading
 	// remoteDemand: layers other nodes' subscribers need, by node (remote.go).
-	remoteDemand map[string]int
+	remoteDemand map[string]LayerSet
 	// rate measurement, see rates
 	rateAt    time.Time
 	rateBytes [maxLayers][temporalBuckets]uint64

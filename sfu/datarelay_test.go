@@ -241,15 +241,22 @@ func TestDataQueuePrepend(t *testing.T) {
 	q := newDataQueue(s, 12)
 	q.push([]byte("live"))
 	q.prepend([][]byte{[]byte("old1"), []byte("old2"), []byte("old3")})
+	if got := pumped(t, q, s); got != "old2,old3,live" {
+		t.Errorf("sent %v; want old2,old3,live", got)
+	}
+}
+
+// pumped runs q's pump until the queue is empty and returns what reached
+// s, comma-separated.
+func pumped(t *testing.T, q *dataQueue, s *fakeSink) string {
+	t.Helper()
 	done := make(chan struct{})
 	defer close(done)
 	go q.pump(done)
 	poll.Until(t, time.Second, "drained", func() bool { return q.queued() == 0 })
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if strings.Join(s.got, ",") != "old2,old3,live" {
-		t.Errorf("sent %v; want old2,old3,live", s.got)
-	}
+	return strings.Join(s.got, ",")
 }
 
 // A newcomer who chats before the server sees its channel open finds its
@@ -264,14 +271,8 @@ func TestDataQueuePrependSkipsQueued(t *testing.T) {
 	q.push(echo)
 	q.push([]byte("after"))
 	q.prepend(l.all())
-	done := make(chan struct{})
-	defer close(done)
-	go q.pump(done)
-	poll.Until(t, time.Second, "drained", func() bool { return q.queued() == 0 })
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if strings.Join(s.got, ",") != "before,mine,after" {
-		t.Errorf("sent %v; want before,mine,after", s.got)
+	if got := pumped(t, q, s); got != "before,mine,after" {
+		t.Errorf("sent %v; want before,mine,after", got)
 	}
 }
 

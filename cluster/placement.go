@@ -72,7 +72,11 @@ func choose(v *view, room string, local int, now time.Time, avoid string, capPer
 		// might well send it on again).
 		pool = slices.DeleteFunc(slices.Clone(cands), func(l Lease) bool { _, ok := hosts[l.ID]; return ok || !v.opensRooms(l) })
 		if len(pool) == 0 {
-			pool = cands // over the cap on a node that has the room, rather than refuse
+			// Over the cap on a node that has the room, rather than refuse.
+			pool = slices.DeleteFunc(slices.Clone(cands), func(l Lease) bool { _, ok := hosts[l.ID]; return !ok })
+			if len(pool) == 0 {
+				return decision{here: true}
+			}
 		}
 		if slices.ContainsFunc(pool, func(l Lease) bool { return l.ID == v.self }) {
 			return decision{here: true}

@@ -128,6 +128,12 @@ func TestChooseSkipsNodesAtTheirRoomLimit(t *testing.T) {
 		t.Errorf("spreading: %+v, want c", d)
 	}
 	v.setLease(Lease{ID: "c", URL: "https://c/", State: Serving, MaxRooms: 1, Load: Load{Rooms: 1}}, now)
+	for i := range 3 {
+		pick := func(n int) int { return i % n }
+		if d := choose(v, "y", 0, now, "", 2, pick); d.node.ID != "b" {
+			t.Errorf("nowhere to spread to: %+v, want b, over its cap, rather than a node at its room limit", d)
+		}
+	}
 	if d := choose(v, "new", 0, now, "", 0, first); !d.here {
 		t.Errorf("every node at its room limit: %+v, want here (refused by the local checks)", d)
 	}

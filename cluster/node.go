@@ -965,8 +965,13 @@ func (m *loadMeter) sample(now time.Time, in, out uint64) (cores float64, inBps,
 	used := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	if d := now.Sub(m.at); !m.at.IsZero() && d > 0 {
 		cores = float64(used-m.used) / float64(d)
-		inBps = int(float64(in-m.in) * 8 / d.Seconds())
-		outBps = int(float64(out-m.out) * 8 / d.Seconds())
+		rate := func(now, before uint64) int {
+			if now < before { // a moment's miscount as a subscriber left
+				return 0
+			}
+			return int(float64(now-before) * 8 / d.Seconds())
+		}
+		inBps, outBps = rate(in, m.in), rate(out, m.out)
 	}
 	m.at, m.used, m.in, m.out = now, used, in, out
 	return cores, inBps, outBps

@@ -73,4 +73,7 @@ func TestLoadMeterRates(t *testing.T) {
 	if in != 1_000_000 || out != 4_000_000 {
 		t.Errorf("%d in, %d out bit/s; want 1,000,000 and 4,000,000", in, out)
 	}
+	if _, in, out = m.sample(t0.Add(4*time.Second), 0, 0); in != 0 || out != 0 {
+		t.Errorf("counters that went back: %d, %d bit/s; want 0", in, out)
+	}
 }

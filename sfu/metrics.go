@@ -28,7 +28,8 @@ func (rs *Rooms) Traffic() (in, out uint64) {
 	for _, r := range rs.rooms {
 		r.mu.Lock()
 		for _, t := range r.tracks {
-			in += t.stats.bytesIn.Load()
+			// A track's stats hold its down-tracks' that were removed.
+			in, out = in+t.stats.bytesIn.Load(), out+t.stats.bytesOut.Load()
 			for _, d := range *t.downs.Load() {
 				out += d.stats.bytesOut.Load()
 			}

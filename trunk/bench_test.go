@@ -21,16 +21,7 @@ func benchmarkWriteRTP(b *testing.B, noSocket bool) {
 	if noSocket {
 		ac.setDrop(func([]byte) bool { return true })
 	}
-	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sink.Close()
-	other, _ := listenTest(b, "b")
-	p, err := a.Connect("b", sink.LocalAddr().(*net.UDPAddr), other.PublicKey())
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := peerToSink(b, a)
 	h := rtp.Header{Version: 2, PayloadType: 96, SSRC: 1234, Timestamp: 1}
 	if err := h.SetExtension(1, []byte{1, 2}); err != nil {
 		b.Fatal(err)
@@ -74,16 +65,7 @@ func BenchmarkRoundTrip(b *testing.B) {
 // the forwarding goroutines of many tracks do.
 func BenchmarkWriteRTPParallel(b *testing.B) {
 	a, _ := listenTest(b, "a")
-	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sink.Close()
-	other, _ := listenTest(b, "b")
-	p, err := a.Connect("b", sink.LocalAddr().(*net.UDPAddr), other.PublicKey())
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := peerToSink(b, a)
 	var next atomic.Uint32
 	payload := make([]byte, 1100)
 	b.SetBytes(int64(len(payload)))
@@ -99,4 +81,21 @@ func BenchmarkWriteRTPParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// peerToSink connects a to a peer "b" whose address is a socket nobody
+// reads, so that what a sends costs the receiving side nothing.
+func peerToSink(b *testing.B, a *Endpoint) *Peer {
+	b.Helper()
+	sink, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { sink.Close() })
+	other, _ := listenTest(b, "b")
+	p, err := a.Connect("b", sink.LocalAddr().(*net.UDPAddr), other.PublicKey())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
 }

@@ -87,7 +87,7 @@ func newBenchRoute(b *testing.B, subs int, attach func(i int, d *DownTrack)) *be
 	r.pkt = packet{layer: 0, header: &r.hdr}
 	buf := make([]byte, 1500)
 	n := copy(buf, key.raw)
-	r.track.route(r.l, buf[:n], time.Now(), &r.pkt) // starts every down-track
+	r.track.route(r.l, buf[:n], time.Now(), &r.pkt, nil) // starts every down-track
 	n = copy(buf, inter.raw)
 	r.raw = buf[:n]
 	r.sn, r.ts, r.pic = inter.sn, inter.ts, inter.pic
@@ -101,7 +101,7 @@ func (r *benchRoute) next() {
 	binary.BigEndian.PutUint16(r.raw[2:], r.sn)
 	binary.BigEndian.PutUint32(r.raw[4:], r.ts)
 	binary.BigEndian.PutUint16(r.raw[rtpHeaderSize+2:], 0x8000|r.pic)
-	r.track.route(r.l, r.raw, time.Now(), &r.pkt) // the forwarding loop reads the clock per packet
+	r.track.route(r.l, r.raw, time.Now(), &r.pkt, nil) // the forwarding loop reads the clock per packet
 }
 
 // sockWriter stands in for the subscriber's write stream with the send

@@ -53,7 +53,7 @@ func TestFanoutManyDownTracks(t *testing.T) {
 	buf := make([]byte, 1500)
 	for i := range packets {
 		p := src.frame(i == 0, 0, 1)[0]
-		track.route(l, buf[:copy(buf, p.raw)], time.Now(), &pkt)
+		track.route(l, buf[:copy(buf, p.raw)], time.Now(), &pkt, nil)
 	}
 	if got := len(l.fanout.jobs); got == 0 && runtime.GOMAXPROCS(0) > 1 {
 		t.Errorf("%d down-tracks were written by one goroutine", subs)

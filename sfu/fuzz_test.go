@@ -63,7 +63,7 @@ func (f *fwd) routeAll(stream []byte) {
 		n = min(n, len(stream), len(f.buf[0]))
 		if l := f.layer(layer); l != nil {
 			copy(f.buf[layer][:], stream[:n])
-			f.track.route(l, f.buf[layer][:n], f.clock.Now(), &f.pkt[layer])
+			f.track.route(l, f.buf[layer][:n], f.clock.Now(), &f.pkt[layer], nil)
 		}
 		stream = stream[n:]
 	}

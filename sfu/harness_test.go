@@ -298,7 +298,7 @@ func (f *fwd) send(pkts ...inPkt) {
 		}
 		n := copy(f.buf[p.layer][:], p.raw)
 		f.at[k] = f.clock.Now()
-		f.track.route(f.layer(p.layer), f.buf[p.layer][:n], f.at[k], &f.pkt[p.layer])
+		f.track.route(f.layer(p.layer), f.buf[p.layer][:n], f.at[k], &f.pkt[p.layer], nil)
 	}
 }
 

@@ -197,7 +197,7 @@ func TestForwardConcurrent(t *testing.T) {
 			for i := range 400 {
 				for _, p := range f.src[l].frame(i%20 == 0, 0, 2) {
 					n := copy(buf, p.raw)
-					f.track.route(f.layer(l), buf[:n], f.clock.Now(), &pkt)
+					f.track.route(f.layer(l), buf[:n], f.clock.Now(), &pkt, nil)
 				}
 			}
 		}()

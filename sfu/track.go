@@ -201,7 +201,7 @@ func (t *Track) forward(l *layer) (last bool) {
 			}
 		}
 		for n := 1; ; n++ {
-			t.route(l, r.buf[s][:r.n[s]], r.at[s], &pkt)
+			t.route(l, r.buf[s][:r.n[s]], r.at[s], &pkt, taps)
 			r.free <- s
 			if n == maxPass {
 				break
@@ -260,9 +260,10 @@ func newReadAhead(src LayerSource, c clock.Clock) *readAhead {
 }
 
 // route is the per-packet work of the forwarding loop: parse once, cache,
-// classify, and hand the packet to every down-track. now is when the packet
-// was read; pkt is the loop's reusable packet whose header it fills.
-func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet) {
+// classify, and hand the packet to every down-track and to taps, the pass's
+// (held for it). now is when the packet was read; pkt is the loop's
+// reusable packet whose header it fills.
+func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet, taps *[]Tap) {
 	h := pkt.header
 	hl, err := h.Unmarshal(raw)
 	if err != nil {
@@ -298,13 +299,11 @@ func (t *Track) route(l *layer, raw []byte, now time.Time, pkt *packet) {
 	}
 	l.bytes[bucket].Add(uint64(len(raw)))
 	downs := *t.downs.Load()
-	if h.SequenceNumber%latencySample != 0 || len(downs) == 0 {
-		l.fanout.write(pkt, downs)
-	} else {
-		l.fanout.write(pkt, downs)
+	l.fanout.write(pkt, downs)
+	if h.SequenceNumber%latencySample == 0 && len(downs) > 0 {
 		forwardLatency.Observe(time.Since(pkt.at).Seconds())
 	}
-	if taps := t.taps.Load(); taps != nil {
+	if taps != nil {
 		h.PaddingSize = pad
 		for _, tp := range *taps {
 			tp.WritePacket(l.index, h, media)

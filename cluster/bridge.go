@@ -70,7 +70,6 @@ type leaseTrunk struct {
 
 // relayOut sends one local track's demanded layers to one node.
 type relayOut struct {
-	ep     *trunk.Endpoint
 	peer   *trunk.Peer
 	base   uint32
 	track  sfu.LocalTrack
@@ -79,8 +78,8 @@ type relayOut struct {
 }
 
 // Hold and Release implement sfu.Tap: a pass's packets leave together.
-func (o *relayOut) Hold()    { o.ep.Hold() }
-func (o *relayOut) Release() { o.ep.Release() }
+func (o *relayOut) Hold()    { o.peer.Hold() }
+func (o *relayOut) Release() { o.peer.Release() }
 
 // WritePacket implements sfu.Tap, on the track's forwarding loop.
 func (o *relayOut) WritePacket(layer int, h *rtp.Header, payload []byte) {
@@ -232,7 +231,7 @@ func (b *bridge) demanded(m demandMsg) {
 		if !isLocal || !known || peer == nil {
 			return // gone, never announced, or no flow yet: the next demand retries
 		}
-		o = &relayOut{ep: b.ep, peer: peer, base: base, track: lt}
+		o = &relayOut{peer: peer, base: base, track: lt}
 		b.outs[k] = o
 		lt.AddTap(o)
 		b.log.Debug("relaying a track", zap.String("node", m.From), zap.String("track", m.Track), zap.Uint8("layers", uint8(m.Layers)))

@@ -27,11 +27,11 @@ var ErrClosed = errors.New("trunk: closed")
 // comes too late, or a trunk SSRC reused (see WriteRTP).
 var ErrTooOld = errors.New("trunk: packet behind the replay window")
 
-// packetConn is the part of *net.UDPConn the endpoint uses; tests wrap it
-// to lose packets.
+// packetConn is the part of rtc.BatchConn the endpoint uses; tests wrap
+// a *net.UDPConn in one of their own to lose packets.
 type packetConn interface {
 	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
-	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	LocalAddr() net.Addr
 	Close() error
 }
@@ -45,7 +45,6 @@ type Endpoint struct {
 	id          string
 	log         *zap.Logger
 	conn        packetConn
-	batch       *rtc.Batcher // nil with a conn of a test's
 	key         *ecdh.PrivateKey
 	controlSSRC uint32
 
@@ -94,41 +93,14 @@ func Listen(id, addr string, log *zap.Logger) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("trunk: %w", err)
 	}
-	// Sends go through a batcher, as a subscriber's do: the packets a
-	// forwarding pass relays leave together (Peer.Hold), so that the far
-	// node receives a frame in one burst and forwards it in one pass too.
-	b := rtc.NewBatcher(rtc.KernelSendPath())
-	e, err := newEndpoint(id, batchedConn{rtc.NewBatchConn(c, b)}, log)
+	// Each peer sends through a batcher of its own over this socket (see
+	// newPeer); the endpoint's is for reading.
+	e, err := newEndpoint(id, rtc.NewBatchConn(c, rtc.NewBatcher(rtc.KernelSendPath())), log)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	e.batch = b
 	return e, nil
-}
-
-// batchedConn is a BatchConn as the endpoint uses it.
-type batchedConn struct{ *rtc.BatchConn }
-
-func (c batchedConn) WriteToUDPAddrPort(b []byte, to netip.AddrPort) (int, error) {
-	return c.BatchConn.WriteToAddrPort(b, to)
-}
-
-// Hold queues what is sent to every peer until the matching Release:
-// bracket one forwarding pass's writes with them. Without a batcher (a
-// test's own conn) they do nothing.
-func (e *Endpoint) Hold() {
-	if e.batch != nil {
-		e.batch.Hold()
-	}
-}
-
-// Release ends a Hold; what was queued leaves in as few system calls as
-// the kernel allows (UDP GSO for a run of packets to one peer).
-func (e *Endpoint) Release() {
-	if e.batch != nil {
-		e.batch.Release()
-	}
 }
 
 func newEndpoint(id string, c packetConn, log *zap.Logger) (*Endpoint, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/switchboard-sfu/switchboard/rtc"
 	"go.uber.org/zap"
 )
 
@@ -31,6 +32,14 @@ var sendBufs = sync.Pool{New: func() any { return new([maxRTPSize]byte) }}
 type Peer struct {
 	e  *Endpoint
 	id string
+	// out is where the peer's packets go: a batcher of its own over the
+	// endpoint's socket, as a subscriber's, so that the packets a
+	// forwarding pass relays leave together (Hold) and the far node
+	// receives a frame in one burst and forwards it in one pass too; and
+	// writers to other peers never wait for this peer's sends. A test's
+	// conn is used as it is (batch nil).
+	out   packetConn
+	batch *rtc.Batcher
 
 	// sendMu serialises the send context, the RTCP buffer and the address:
 	// an SRTP context is not safe for concurrent use.
@@ -95,7 +104,28 @@ func newPeer(e *Endpoint, id string, addr netip.AddrPort, pub []byte, send, recv
 		streams: map[uint32]*Stream{},
 	}
 	p.recv.Store(recv)
+	p.out = e.conn
+	if bc, ok := e.conn.(*rtc.BatchConn); ok {
+		p.batch = rtc.NewBatcher(bc.Batcher().Path())
+		p.out = rtc.NewBatchConn(bc.UDPConn, p.batch)
+	}
 	return p
+}
+
+// Hold queues what is sent to the peer until the matching Release:
+// bracket one forwarding pass's writes with them.
+func (p *Peer) Hold() {
+	if p.batch != nil {
+		p.batch.Hold()
+	}
+}
+
+// Release ends a Hold; what was queued leaves in as few system calls as
+// the kernel allows (UDP GSO for a run of packets).
+func (p *Peer) Release() {
+	if p.batch != nil {
+		p.batch.Release()
+	}
 }
 
 // ID is the peer node's id.
@@ -183,8 +213,9 @@ func (p *Peer) WriteRTP(ssrc uint32, h *rtp.Header, payload []byte) error {
 		buf[n-1] = byte(pad)
 	}
 
-	// Only the SRTP context needs the lock: concurrent writers make their
-	// system calls in parallel.
+	// Only the SRTP context needs sendMu. The send goes through the peer's
+	// batcher, which keeps it in order with a pass's queued packets;
+	// writers to other peers do not wait for it.
 	p.sendMu.Lock()
 	if p.closed {
 		p.sendMu.Unlock()
@@ -203,7 +234,7 @@ func (p *Peer) WriteRTP(ssrc uint32, h *rtp.Header, payload []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := p.e.conn.WriteToUDPAddrPort(out, addr); err != nil {
+	if _, err := p.out.WriteToAddrPort(out, addr); err != nil {
 		return err
 	}
 	p.packetsSent.Add(1)
@@ -219,8 +250,7 @@ func (p *Peer) WriteRTCP(pkts []rtcp.Packet) error {
 	}
 	bp := sendBufs.Get().(*[maxRTPSize]byte)
 	defer sendBufs.Put(bp)
-	// As in WriteRTP, only the SRTCP context needs the lock: the relayed
-	// streams' writers do not wait for this send.
+	// As in WriteRTP, only the SRTCP context needs sendMu.
 	p.sendMu.Lock()
 	if p.closed {
 		p.sendMu.Unlock()
@@ -232,7 +262,7 @@ func (p *Peer) WriteRTCP(pkts []rtcp.Packet) error {
 	if err != nil {
 		return err
 	}
-	_, err = p.e.conn.WriteToUDPAddrPort(out, addr)
+	_, err = p.out.WriteToAddrPort(out, addr)
 	return err
 }
 

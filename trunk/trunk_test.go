@@ -30,7 +30,7 @@ type lossyConn struct {
 	drop atomic.Pointer[func(b []byte) bool]
 }
 
-func (c *lossyConn) WriteToUDPAddrPort(b []byte, a netip.AddrPort) (int, error) {
+func (c *lossyConn) WriteToAddrPort(b []byte, a netip.AddrPort) (int, error) {
 	if f := c.drop.Load(); f != nil && (*f)(b) {
 		return len(b), nil
 	}

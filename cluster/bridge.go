@@ -53,7 +53,6 @@ type bridge struct {
 	byBase map[uint32]localRef   // the reverse
 	outs   map[outKey]*relayOut  // what each node is sent
 	peers  map[string]leaseTrunk // the trunk address and key each peer was connected with
-	sub    *nats.Subscription    // demand for this node's tracks
 	dirty  map[string]bool       // rooms to reconcile
 	wake   chan struct{}
 	ins    map[string]*roomIn // inbound; run's goroutine only
@@ -238,9 +237,9 @@ func (b *bridge) demanded(m demandMsg) {
 	}
 	// The new layers start at a keyframe for the far side's subscribers.
 	relayed = o.track
-	old := sfu.LayerSet(o.layers.Swap(uint32(m.Layers)))
-	for l := range 8 {
-		if m.Layers.Has(l) && !old.Has(l) {
+	added := m.Layers &^ sfu.LayerSet(o.layers.Swap(uint32(m.Layers)))
+	for l := 0; added>>l != 0; l++ {
+		if added.Has(l) {
 			keyframes = append(keyframes, l)
 		}
 	}
@@ -283,19 +282,16 @@ func (b *bridge) keyframeRequest(_ string, ssrc uint32) {
 	}
 }
 
+// nack answers a node's NACKs from the cache of the track it relays to it.
 func (b *bridge) nack(node string, ssrc uint32, seqs []uint16) {
-	lt, layer, ok := b.local(ssrc)
-	if !ok {
-		return
-	}
 	b.mu.Lock()
 	o := b.outs[outKey{node: node, track: b.byBase[ssrc&^3].track}]
 	b.mu.Unlock()
 	if o == nil {
-		return
+		return // not relayed to it (any more)
 	}
 	for _, seq := range seqs {
-		lt.Resend(layer, seq, o)
+		o.track.Resend(int(ssrc&3), seq, o)
 	}
 }
 

@@ -187,9 +187,3 @@ func (v *view) remote(room string, now time.Time) []Roster {
 	}
 	return out
 }
-
-// lease returns node's lease, if it is known.
-func (v *view) lease(node string) (Lease, bool) {
-	n, ok := v.nodes[node]
-	return n.lease, ok
-}

@@ -56,6 +56,9 @@ func TestEmbeddedNode(t *testing.T) {
 func TestEmbeddedNodeWithoutNATS(t *testing.T) {
 	t.Setenv("TMPDIR", "/nonexistent/switchboard-test")
 	n := startSolo(t)
+	if n.buckets() != nil {
+		t.Error("a registry came up without a temporary directory for NATS")
+	}
 	if r := n.Place(context.Background(), "room", "", ""); r != nil {
 		t.Errorf("redirected to %+v without a registry", r)
 	}

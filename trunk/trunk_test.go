@@ -15,6 +15,7 @@ import (
 
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
+	"github.com/switchboard-sfu/switchboard/internal/poll"
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 )
@@ -163,15 +164,6 @@ func receive(t *testing.T, snd *sender, s *Stream, n int) {
 	}
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func TestStreamsBothWaysArriveIntact(t *testing.T) {
 	a, _ := listenTest(t, "a")
 	b, _ := listenTest(t, "b")
@@ -236,6 +228,9 @@ func TestOtherKeyCannotInject(t *testing.T) {
 	if _, err := b.Connect("a", m.Addr(), a.PublicKey()); err != nil {
 		t.Fatal(err)
 	}
+	// The real a's sender reports would now come from an address b does
+	// not know, as the stranger's packet below does.
+	a.Close()
 	mb, err := m.Connect("b", b.Addr(), b.PublicKey())
 	if err != nil {
 		t.Fatal(err)
@@ -246,7 +241,7 @@ func TestOtherKeyCannotInject(t *testing.T) {
 	}
 	mb.RequestKeyframe(1)
 	// At least: the impostor's sender reports fail too.
-	eventually(t, "11 packets failing authentication", func() bool { return b.Stats().AuthFailed >= 11 })
+	poll.Until(t, 5*time.Second, "11 packets failing authentication", func() bool { return b.Stats().AuthFailed >= 11 })
 
 	// A stranger b knows nothing of.
 	x, _ := listenTest(t, "x")
@@ -254,8 +249,9 @@ func TestOtherKeyCannotInject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	unknown := b.Stats().UnknownSource
 	snd.send(t, xb, 1, 100, false)
-	eventually(t, "a packet from an unknown address", func() bool { return b.Stats().UnknownSource >= 1 })
+	poll.Until(t, 5*time.Second, "the stranger's packet", func() bool { return b.Stats().UnknownSource > unknown })
 
 	s.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if n, _, err := s.Read(make([]byte, 1500)); err == nil {
@@ -294,7 +290,7 @@ func TestReplayIsRefused(t *testing.T) {
 		ac.UDPConn.WriteToUDPAddrPort(pkt, b.Addr().AddrPort())
 	}
 	mu.Unlock()
-	eventually(t, "3 replays refused", func() bool { return b.Stats().Replayed == 3 })
+	poll.Until(t, 5*time.Second, "3 replays refused", func() bool { return b.Stats().Replayed == 3 })
 	s.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
 	if _, _, err := s.Read(make([]byte, 1500)); err == nil {
 		t.Error("a replayed packet was delivered")
@@ -371,7 +367,7 @@ func TestUnrepairedLossIsNACKedTenTimesThenLost(t *testing.T) {
 		snd.send(t, ab, 7, seq, false)
 	}
 	receive(t, snd, s, 5)
-	eventually(t, "the packet given up on", func() bool { return ba.Stats().PacketsLost == 1 })
+	poll.Until(t, 5*time.Second, "the packet given up on", func() bool { return ba.Stats().PacketsLost == 1 })
 	if n := asked.Load(); n != nackTries {
 		t.Errorf("seq 3 NACKed %d times, want %d", n, nackTries)
 	}
@@ -414,7 +410,7 @@ func TestRTTIsMeasured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "RTT at both ends", func() bool { return ab.Stats().RTT > 0 && ba.Stats().RTT > 0 })
+	poll.Until(t, 5*time.Second, "RTT at both ends", func() bool { return ab.Stats().RTT > 0 && ba.Stats().RTT > 0 })
 	for _, p := range []*Peer{ab, ba} {
 		if rtt := p.Stats().RTT; rtt >= 100*time.Millisecond {
 			t.Errorf("RTT on loopback %v", rtt)
@@ -456,7 +452,7 @@ func TestDisconnectEndsStreams(t *testing.T) {
 		t.Errorf("a new stream of a disconnected peer: %v, want io.EOF", err)
 	}
 	snd.send(t, ab, 1, 1, false)
-	eventually(t, "a's packet dropped by b", func() bool { return b.Stats().UnknownSource >= 1 })
+	poll.Until(t, 5*time.Second, "a's packet dropped by b", func() bool { return b.Stats().UnknownSource >= 1 })
 
 	// Reconnecting makes a fresh flow.
 	if _, err := b.Connect("a", a.Addr(), a.PublicKey()); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/pion/webrtc/v4"
 
 	"github.com/switchboard-sfu/switchboard/internal/browsertest"
@@ -83,11 +86,12 @@ func (n *natsProcess) start() {
 	n.t.Helper()
 	n.cmd = exec.Command(builtNATS(n.t), "-a", "0.0.0.0", "-p", n.port, "-js", "-sd", n.dir)
 	n.cmd.Stdout, n.cmd.Stderr = n.logs, n.logs
+	mark := len(n.logs.String()) // a restart's log follows the first run's
 	if err := n.cmd.Start(); err != nil {
 		n.t.Fatal(err)
 	}
 	waitUntil(n.t, 10*time.Second, "nats-server to listen", func() bool {
-		return strings.Contains(n.logs.String(), "Server is ready")
+		return strings.Contains(n.logs.String()[mark:], "Server is ready")
 	})
 }
 
@@ -463,7 +467,28 @@ func TestClusterDrainAndNATSRestart(t *testing.T) {
 			return n.metric("switchboard_cluster_registry_connected") == 1 && n.metric(`switchboard_cluster_nodes{state="serving"}`) == 3
 		})
 	}
-	// The rosters are back: a join dialling another node finds the room.
+	// The rosters are back: in the registry, whose buckets the restart
+	// emptied (they are in memory), and so a join dialling another node
+	// finds the room. (The other nodes' views kept the old rosters while
+	// NATS was away: the join alone would not show that they came back.)
+	nc, err := nats.Connect("nats://127.0.0.1:" + ns.port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rosterKey := base64.RawURLEncoding.EncodeToString([]byte("steady")) + "." + base64.RawURLEncoding.EncodeToString([]byte(host.id))
+	waitUntil(t, 5*time.Second, "the room's roster to be back in the registry", func() bool {
+		kv, err := js.KeyValue(ctx, "switchboard_rooms")
+		if err != nil {
+			return false
+		}
+		e, err := kv.Get(ctx, rosterKey)
+		return err == nil && strings.Contains(string(e.Value()), a.ID) && strings.Contains(string(e.Value()), b.ID)
+	})
 	other := nodes[0]
 	if other == host {
 		other = nodes[1]

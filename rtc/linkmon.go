@@ -250,20 +250,12 @@ func (m *linkMonitor) onReceiverReport(reports []rtcp.ReceptionReport, at time.T
 	for _, r := range reports {
 		loss = max(loss, float64(r.FractionLost)/256)
 		if r.LastSenderReport != 0 {
-			if rtt := ntpCompact(at) - r.LastSenderReport - r.Delay; rtt < 1<<20 { // under 16 s: not garbage
-				m.rtt = time.Duration(rtt) * time.Second / 65536
+			if rtt, ok := ReportRTT(at, r.LastSenderReport, r.Delay); ok {
+				m.rtt = rtt
 			}
 		}
 	}
 	m.rrLoss, m.lastRR = loss, now
-}
-
-// ntpCompact is t in the middle 32 bits of NTP time: seconds and 1/65536 s.
-func ntpCompact(t time.Time) uint32 {
-	const ntpEpochOffset = 2208988800 // 1900 to 1970
-	secs := uint64(t.Unix()) + ntpEpochOffset
-	frac := uint64(t.Nanosecond()) << 16 / uint64(time.Second)
-	return uint32(secs<<16 | frac)
 }
 
 // queueDelay updates the baseline with a packet's one-way delay (clock

@@ -191,7 +191,7 @@ func TestLinkMonitorReceiverReports(t *testing.T) {
 	m, c, _ := newTestMonitorAt()
 	now := c.Now()
 	// Our sender report went out 300 ms ago; the receiver held it 100 ms.
-	sr := ntpCompact(now.Add(-300 * time.Millisecond))
+	sr := NTPCompact(NTPTime(now.Add(-300 * time.Millisecond)))
 	m.onReceiverReport([]rtcp.ReceptionReport{
 		{SSRC: 1, FractionLost: 5, LastSenderReport: sr, Delay: 65536 / 10},
 		{SSRC: 2, FractionLost: 64}, // 25%, no sender report seen yet
@@ -310,7 +310,7 @@ func TestLinkMonitorFeedbackChunks(t *testing.T) {
 // blocks as rtcp.Unmarshal would.
 func TestLinkMonitorReadsCompound(t *testing.T) {
 	m, c, _ := newTestMonitorAt()
-	sr := ntpCompact(c.Now().Add(-300 * time.Millisecond))
+	sr := NTPCompact(NTPTime(c.Now().Add(-300 * time.Millisecond)))
 	b, err := rtcp.Marshal([]rtcp.Packet{
 		&rtcp.PictureLossIndication{MediaSSRC: 1},
 		&rtcp.ReceiverReport{SSRC: 9, Reports: []rtcp.ReceptionReport{

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/pion/rtcp"
+	"github.com/switchboard-sfu/switchboard/rtc"
 	"go.uber.org/zap"
 )
 
@@ -75,7 +76,7 @@ func (p *Peer) answer(sr *rtcp.SenderReport, arrived time.Time) {
 		SSRC: p.e.controlSSRC,
 		Reports: []rtcp.ReceptionReport{{
 			SSRC:             sr.SSRC,
-			LastSenderReport: ntpMiddle(sr.NTPTime),
+			LastSenderReport: rtc.NTPCompact(sr.NTPTime),
 			Delay:            toShort(time.Since(arrived)),
 		}},
 	}
@@ -99,7 +100,7 @@ func (p *Peer) reports(rs []rtcp.ReceptionReport, arrived time.Time) {
 }
 
 func (p *Peer) sendSR(now time.Time) {
-	ntp := ntpTime(now)
+	ntp := rtc.NTPTime(now)
 	sr := &rtcp.SenderReport{
 		SSRC:        p.e.controlSSRC,
 		NTPTime:     ntp,
@@ -107,7 +108,7 @@ func (p *Peer) sendSR(now time.Time) {
 		OctetCount:  uint32(p.bytesSent.Load()),
 	}
 	p.srMu.Lock()
-	p.srs.add(ntpMiddle(ntp), now)
+	p.srs.add(rtc.NTPCompact(ntp), now)
 	p.srMu.Unlock()
 	if err := p.WriteRTCP([]rtcp.Packet{sr}); err != nil && !errors.Is(err, ErrClosed) {
 		p.e.log.Debug("trunk sender report", zap.String("peer", p.id), zap.Error(err))

@@ -1,20 +1,10 @@
 package trunk
 
-import "time"
+import (
+	"time"
 
-// ntpEpochOffset is the number of seconds from 1900 (NTP) to 1970 (Unix).
-const ntpEpochOffset = 2208988800
-
-// ntpTime is t as a 32.32 fixed-point NTP timestamp.
-func ntpTime(t time.Time) uint64 {
-	secs := uint64(t.Unix()) + ntpEpochOffset
-	frac := uint64(t.Nanosecond()) << 32 / 1e9
-	return secs<<32 | frac
-}
-
-// ntpMiddle is the middle 32 bits of an NTP timestamp, the form RFC 3550 uses
-// for LSR and for the arrival time in the RTT computation.
-func ntpMiddle(ntp uint64) uint32 { return uint32(ntp >> 16) }
+	"github.com/switchboard-sfu/switchboard/rtc"
+)
 
 // shortDuration converts 1/65536 s units (DLSR) to a Duration.
 func shortDuration(units uint32) time.Duration {
@@ -27,17 +17,6 @@ func toShort(d time.Duration) uint32 {
 		return 0
 	}
 	return uint32(uint64(d) << 16 / uint64(time.Second))
-}
-
-// rfcRTT is RFC 3550 section 6.4.1: RTT = A - LSR - DLSR, in the middle 32
-// bits of NTP time, where A is when the report arrived. Clock wraps cancel
-// out in the unsigned arithmetic; a negative result (a bogus report) is 0.
-func rfcRTT(arrival, lsr, dlsr uint32) time.Duration {
-	d := int32(arrival - lsr - dlsr)
-	if d < 0 {
-		return 0
-	}
-	return shortDuration(uint32(d))
 }
 
 // srLog remembers when the last few sender reports went out, so that the
@@ -74,5 +53,5 @@ func (l *srLog) rtt(lsr, dlsr uint32, now time.Time) (time.Duration, bool) {
 			return d, true
 		}
 	}
-	return rfcRTT(ntpMiddle(ntpTime(now)), lsr, dlsr), true
+	return rtc.ReportRTT(now, lsr, dlsr)
 }

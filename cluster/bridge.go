@@ -444,16 +444,12 @@ func (b *bridge) track(in *roomIn, room, node, owner string, t Track) {
 	in.tracks[t.ID] = ti
 }
 
-// layerOf is the layer index of a rid, as the sfu places the web client's
-// rids (q, h, f), else by position.
+// layerOf is the layer index of a rid at position i of a roster's layers,
+// as the origin's sfu placed it: the web client's rids by name, others in
+// order (the roster lists them by index).
 func layerOf(rid string, i int) int {
-	switch rid {
-	case "q":
-		return 0
-	case "h":
-		return 1
-	case "f":
-		return 2
+	if l, ok := sfu.RIDLayer(rid); ok {
+		return l
 	}
 	return i
 }

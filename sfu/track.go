@@ -1,6 +1,7 @@
 package sfu
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,10 +136,8 @@ func (t *Track) Info() TrackInfo {
 // layerIndex places a rid among the layers: the web client's q/h/f, else
 // the first free slot.
 func (t *Track) layerIndex(rid string) int {
-	for i, r := range layerRIDs {
-		if r == rid {
-			return i
-		}
+	if i, ok := RIDLayer(rid); ok {
+		return i
 	}
 	for i := range t.layers {
 		if t.layers[i].Load() == nil {
@@ -170,6 +169,13 @@ func (t *Track) addLayer(src LayerSource) (*layer, bool) {
 		}
 	}
 	return l, true
+}
+
+// RIDLayer is the layer the web client's rids (q, h, f) take; other rids
+// take the first free layer, in the order they arrive.
+func RIDLayer(rid string) (int, bool) {
+	i := slices.Index(layerRIDs[:], rid)
+	return i, i >= 0
 }
 
 // forward is a layer's forwarding loop. It returns true when it was the

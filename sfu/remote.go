@@ -64,19 +64,7 @@ func (rs *Rooms) RemoveRemote(room, id string) {
 		return
 	}
 	delete(r.remotes, id)
-	var theirs []*Track
-	for tid, t := range r.tracks {
-		if t.info.Participant == id {
-			theirs = append(theirs, t)
-			delete(r.tracks, tid)
-		}
-	}
-	for _, o := range r.participants {
-		for _, t := range theirs {
-			o.events.OnTrackUnpublished(t.Info())
-		}
-		o.events.OnParticipantLeft(info)
-	}
+	theirs := r.removeTracksLocked(info)
 	r.mu.Unlock()
 	for _, t := range theirs {
 		r.drop(t)

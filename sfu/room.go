@@ -278,25 +278,34 @@ func (r *Room) drop(t *Track) {
 	t.stats.addTo(&r.rooms.ended)
 }
 
+// removeTracksLocked takes the tracks of a participant who left (here or
+// on another node) out of the room and tells the others it and its tracks
+// are gone; it returns those tracks, for the caller to drop once r.mu is
+// released. r.mu held.
+func (r *Room) removeTracksLocked(who ParticipantInfo) []*Track {
+	var theirs []*Track
+	for id, t := range r.tracks {
+		if t.info.Participant == who.ID {
+			theirs = append(theirs, t)
+			delete(r.tracks, id)
+		}
+	}
+	for _, o := range r.participants {
+		for _, t := range theirs {
+			o.events.OnTrackUnpublished(t.Info())
+		}
+		o.events.OnParticipantLeft(who)
+	}
+	return theirs
+}
+
 // leave removes p and its tracks from the room and closes its connections.
 // reason is nil when p asked to leave; otherwise p's client is told why.
 func (r *Room) leave(p *Participant, reason error) {
 	p.leaveOnce.Do(func() {
 		r.mu.Lock()
 		delete(r.participants, p.info.ID)
-		var mine []*Track
-		for id, t := range r.tracks {
-			if t.info.Participant == p.info.ID {
-				mine = append(mine, t)
-				delete(r.tracks, id)
-			}
-		}
-		for _, o := range r.participants {
-			for _, t := range mine {
-				o.events.OnTrackUnpublished(t.Info())
-			}
-			o.events.OnParticipantLeft(p.info)
-		}
+		mine := r.removeTracksLocked(p.info)
 		left := p.info
 		for _, t := range mine {
 			info := t.Info()
